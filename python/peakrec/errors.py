@@ -1,0 +1,24 @@
+"""Exceptions raised by peakrec. Input mistakes subclass ``ValueError``."""
+
+
+class PeakrecError(Exception):
+    """Base class of every peakrec error."""
+
+
+class InvalidInputError(PeakrecError, ValueError):
+    """The caller's input is wrong: a bad value, shape, dtype, range or format."""
+
+
+class NotFoundError(PeakrecError, KeyError):
+    """An id (item, user, bundle) that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BundleError(PeakrecError):
+    """A bundle is missing, corrupt, or of an unsupported schema version."""
+
+
+class DegradedError(PeakrecError):
+    """Work could not finish within its budget."""

@@ -1,0 +1,286 @@
+//! `peakrec._core`: PyO3 bindings only. Each function converts its arguments, releases the GIL
+//! around the work in `peakrec_core`, and maps errors to `peakrec.errors` with `to_py_err`.
+
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use peakrec_core::hashing::{self, HashedRows, Pooling};
+use peakrec_core::{with_threads, CoreError};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+// Freed pages are reused instead of returned to the OS: fresh pages cost a fault each, which
+// dominates batch calls on virtual machines.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use pyo3::ffi;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyIterator, PyList, PyString, PyTuple};
+
+/// The one place a core error becomes a Python exception.
+fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
+    let (class, message) = match err {
+        CoreError::InvalidInput(m) => ("InvalidInputError", m),
+        CoreError::NotFound(m) => ("NotFoundError", m),
+    };
+    py.import("peakrec.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|cls| cls.call1((message,)))
+        .map(PyErr::from_value)
+        .unwrap_or_else(|e| e)
+}
+
+fn invalid(py: Python<'_>, message: String) -> PyErr {
+    to_py_err(py, CoreError::InvalidInput(message))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum InputType {
+    Dict,
+    Pair,
+    String,
+}
+
+fn parse_input_type(py: Python<'_>, input_type: &str) -> PyResult<InputType> {
+    match input_type {
+        "dict" => Ok(InputType::Dict),
+        "pair" => Ok(InputType::Pair),
+        "string" => Ok(InputType::String),
+        other => Err(invalid(py, format!("input_type must be 'dict', 'pair' or 'string', got {other:?}"))),
+    }
+}
+
+/// Bytes of a feature name (str as UTF-8, or bytes as they are).
+fn name_bytes<'a>(obj: &'a Bound<'_, PyAny>, row: usize) -> PyResult<&'a [u8]> {
+    if let Some(bytes) = fast_str(obj.as_ptr()) {
+        return Ok(bytes);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes()); // raises for lone surrogates
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes());
+    }
+    Err(invalid(obj.py(), format!("row {row}: feature names must be str, got {}", type_name(obj))))
+}
+
+/// UTF-8 bytes of a str without touching its reference count; `None` if not a str (or not
+/// encodable). The bytes live as long as the object, which the caller keeps alive with the GIL held.
+fn fast_str<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    // SAFETY: `obj` is a live object borrowed from a container we hold while holding the GIL.
+    unsafe {
+        if ffi::PyUnicode_Check(obj) == 0 {
+            return None;
+        }
+        let mut size: ffi::Py_ssize_t = 0;
+        let data = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+        if data.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(std::slice::from_raw_parts(data as *const u8, size as usize))
+    }
+}
+
+/// Hashes one (name, value) feature into `rows`; a str value makes the feature "name=value" with value 1.
+fn push_feature(
+    rows: &mut HashedRows,
+    buf: &mut Vec<u8>,
+    name: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    row: usize,
+) -> PyResult<()> {
+    let key = name_bytes(name, row)?;
+    if let Some(text) = fast_str(value.as_ptr()) {
+        buf.clear();
+        buf.extend_from_slice(key);
+        buf.push(b'=');
+        buf.extend_from_slice(text);
+        rows.push(buf, 1.0);
+        return Ok(());
+    }
+    let v = match value.cast::<PyFloat>() {
+        Ok(f) => f.value(),
+        Err(_) if value.is_instance_of::<PyString>() => {
+            return Err(invalid(value.py(), format!("row {row}: value of feature {:?} is not valid UTF-8", lossy(key))))
+        }
+        Err(_) => value.extract::<f64>().map_err(|_| {
+            invalid(
+                value.py(),
+                format!(
+                    "row {row}: value of feature {:?} must be a number or str, got {}",
+                    lossy(key),
+                    type_name(value)
+                ),
+            )
+        })?,
+    };
+    if !v.is_finite() {
+        return Err(invalid(value.py(), format!("row {row}: value of feature {:?} is {v}", lossy(key))));
+    }
+    rows.push(key, v);
+    Ok(())
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+fn iter_row<'py>(sample: &Bound<'py, PyAny>, row: usize) -> PyResult<Bound<'py, PyIterator>> {
+    sample.try_iter().map_err(|_| {
+        invalid(sample.py(), format!("row {row}: expected an iterable of features, got {}", type_name(sample)))
+    })
+}
+
+fn hash_row(rows: &mut HashedRows, buf: &mut Vec<u8>, sample: &Bound<'_, PyAny>, row: usize, input_type: InputType) -> PyResult<()> {
+    let py = sample.py();
+    match input_type {
+        InputType::Dict => {
+            let dict = sample.cast::<PyDict>().map_err(|_| {
+                invalid(py, format!("row {row}: expected a dict of features, got {}", type_name(sample)))
+            })?;
+            for (k, v) in dict.iter() {
+                push_feature(rows, buf, &k, &v, row)?;
+            }
+        }
+        InputType::Pair => {
+            for item in iter_row(sample, row)? {
+                let item = item?;
+                let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
+                    invalid(py, format!("row {row}: expected (name, value) pairs, got {}", type_name(&item)))
+                })?;
+                push_feature(rows, buf, &pair.get_item(0)?, &pair.get_item(1)?, row)?;
+            }
+        }
+        InputType::String => {
+            if sample.is_instance_of::<PyString>() {
+                return Err(invalid(
+                    py,
+                    format!("row {row}: a sample can not be a single string; pass an iterable of strings"),
+                ));
+            }
+            if let Ok(list) = sample.cast::<PyList>() {
+                for i in 0..list.len() {
+                    // SAFETY: i < len, and the list cannot change: we hold the GIL and run no Python code.
+                    let item = unsafe { ffi::PyList_GET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t) };
+                    match fast_str(item) {
+                        Some(name) => rows.push(name, 1.0),
+                        None => rows.push(name_bytes(&list.get_item(i)?, row)?, 1.0),
+                    }
+                }
+            } else {
+                for name in iter_row(sample, row)? {
+                    rows.push(name_bytes(&name?, row)?, 1.0);
+                }
+            }
+        }
+    }
+    rows.end_row();
+    Ok(())
+}
+
+/// Hashes every row of `raw_x` (holding the GIL: it reads Python objects).
+fn hash_rows(raw_x: &Bound<'_, PyAny>, n_features: u64, input_type: &str, alternate_sign: bool) -> PyResult<HashedRows> {
+    let py = raw_x.py();
+    let n_features = hashing::check_n_features(n_features).map_err(|e| to_py_err(py, e))?;
+    let input_type = parse_input_type(py, input_type)?;
+    let mut rows = HashedRows::new(n_features, alternate_sign);
+    let mut buf = Vec::new();
+    if let Ok(list) = raw_x.cast::<PyList>() {
+        for (row, sample) in list.iter().enumerate() {
+            hash_row(&mut rows, &mut buf, &sample, row, input_type)?;
+        }
+    } else {
+        let samples = raw_x.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!("raw_X must be an iterable of samples, got {}", type_name(raw_x)))
+        })?;
+        for (row, sample) in samples.enumerate() {
+            hash_row(&mut rows, &mut buf, &sample?, row, input_type)?;
+        }
+    }
+    Ok(rows)
+}
+
+/// CSR parts `(indptr, indices, data)` of the hashed rows, identical to scikit-learn's
+/// `FeatureHasher.transform`: indices int32, indptr int32 (int64 past 2^31-1 entries), data
+/// float64 or float32.
+#[pyfunction]
+#[pyo3(signature = (raw_x, n_features, input_type, alternate_sign, float32=false, n_threads=None))]
+fn hash_csr<'py>(
+    py: Python<'py>,
+    raw_x: &Bound<'py, PyAny>,
+    n_features: u64,
+    input_type: &str,
+    alternate_sign: bool,
+    float32: bool,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let rows = hash_rows(raw_x, n_features, input_type, alternate_sign)?;
+    if float32 {
+        let csr = py.detach(|| with_threads(n_threads, || hashing::to_csr::<f32>(&rows))).map_err(|e| to_py_err(py, e))?;
+        Ok((indptr_array(py, csr.indptr), csr.indices.into_pyarray(py).into_any(), csr.data.into_pyarray(py).into_any()))
+    } else {
+        let csr = py.detach(|| with_threads(n_threads, || hashing::to_csr::<f64>(&rows))).map_err(|e| to_py_err(py, e))?;
+        Ok((indptr_array(py, csr.indptr), csr.indices.into_pyarray(py).into_any(), csr.data.into_pyarray(py).into_any()))
+    }
+}
+
+fn indptr_array(py: Python<'_>, indptr: Vec<i64>) -> Bound<'_, PyAny> {
+    if indptr.last().is_some_and(|&n| n > i32::MAX as i64) {
+        indptr.into_pyarray(py).into_any()
+    } else {
+        indptr.into_iter().map(|v| v as i32).collect::<Vec<_>>().into_pyarray(py).into_any()
+    }
+}
+
+/// Pooled embeddings `[rows, dim]` float32 of the hashed rows over `table` `[n_features, dim]`.
+#[pyfunction]
+#[pyo3(signature = (raw_x, n_features, input_type, alternate_sign, table, mode="sum", n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn hash_pool<'py>(
+    py: Python<'py>,
+    raw_x: &Bound<'py, PyAny>,
+    n_features: u64,
+    input_type: &str,
+    alternate_sign: bool,
+    table: PyReadonlyArray2<'py, f32>,
+    mode: &str,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let mode = match mode {
+        "sum" => Pooling::Sum,
+        "mean" => Pooling::Mean,
+        other => return Err(invalid(py, format!("mode must be 'sum' or 'mean', got {other:?}"))),
+    };
+    let [n_buckets, dim] = [table.shape()[0], table.shape()[1]];
+    if n_buckets as u64 != n_features {
+        return Err(invalid(py, format!("table has {n_buckets} rows but n_features is {n_features}")));
+    }
+    let table_slice = table
+        .as_slice()
+        .map_err(|_| invalid(py, "table must be a C-contiguous float32 array".to_string()))?;
+    let rows = hash_rows(raw_x, n_features, input_type, alternate_sign)?;
+    let n_rows = rows.n_rows();
+    let pooled = py
+        .detach(|| with_threads(n_threads, || hashing::pool(&rows, table_slice, dim, mode)))
+        .and_then(|r| r)
+        .map_err(|e| to_py_err(py, e))?;
+    pooled.into_pyarray(py).reshape([n_rows, dim])
+}
+
+/// MurmurHash3 (x86, 32-bit) of a str (UTF-8) or bytes; signed like scikit-learn unless `positive`.
+#[pyfunction]
+#[pyo3(signature = (key, seed=0, positive=false))]
+fn murmurhash3_32(key: &Bound<'_, PyAny>, seed: u32, positive: bool) -> PyResult<i64> {
+    let h = hashing::murmurhash3_32(name_bytes(key, 0)?, seed);
+    Ok(if positive { h as i64 } else { h as i32 as i64 })
+}
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(hash_csr, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
+    Ok(())
+}
