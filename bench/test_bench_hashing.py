@@ -1,0 +1,46 @@
+"""peakrec.FeatureHasher vs scikit-learn's FeatureHasher, 100k rows x 20 string features."""
+
+import numpy as np
+import pytest
+from conftest import median_seconds, record_ratio
+from peakrec import FeatureHasher
+from sklearn.feature_extraction import FeatureHasher as SkHasher
+
+N_FEATURES = 2**20
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(0)
+    keys = ["region", "device", "segment", "age", "query", "brand", "cat", "hour", "city", "os"]
+    codes = rng.integers(0, 5000, size=(100_000, 20))
+    return [[f"{keys[j % 10]}{j}={c}" for j, c in enumerate(row)] for row in codes.tolist()]
+
+
+@pytest.fixture(scope="module")
+def sklearn_seconds(rows):
+    return median_seconds(lambda: SkHasher(N_FEATURES, input_type="string").transform(rows), rounds=3)
+
+
+@pytest.mark.parametrize("n_threads", [1, None], ids=["1-thread", "all-threads"])
+def test_transform_vs_sklearn(benchmark, rows, sklearn_seconds, n_threads):
+    ours = FeatureHasher(N_FEATURES, input_type="string", n_threads=n_threads)
+    expected = SkHasher(N_FEATURES, input_type="string").transform(rows)
+    got = ours.transform(rows)
+    assert (got != expected).nnz == 0 and np.array_equal(got.indices, expected.indices)
+    benchmark(ours.transform, rows)
+    record_ratio(benchmark, f"hash 100k x 20 vs sklearn ({benchmark.name[-12:-1]})", sklearn_seconds, 20)
+
+
+def test_pool_vs_sklearn_matmul(benchmark, rows):
+    table = np.random.default_rng(1).standard_normal((N_FEATURES, 32)).astype(np.float32)
+    sk = SkHasher(N_FEATURES, input_type="string")
+
+    def baseline():
+        return np.asarray(sk.transform(rows) @ table)
+
+    ours = FeatureHasher(N_FEATURES, input_type="string")
+    np.testing.assert_allclose(ours.pool(rows, table), baseline(), rtol=1e-4, atol=1e-4)
+    baseline_seconds = median_seconds(baseline, rounds=3)
+    benchmark(ours.pool, rows, table)
+    record_ratio(benchmark, "pool 100k x 20 -> 32 dims vs sklearn + matmul", baseline_seconds)

@@ -1,0 +1,204 @@
+"""FeatureHasher against its oracles: scikit-learn's FeatureHasher and the mmh3 package."""
+
+import math
+
+import mmh3
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from peakrec import FeatureHasher, _core
+from peakrec.errors import InvalidInputError
+from sklearn.feature_extraction import FeatureHasher as SkHasher
+
+# Any unicode except lone surrogates (not encodable as UTF-8, rejected by both libraries).
+names = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+values = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32), st.integers(-5, 5), names)
+n_features_st = st.one_of(st.integers(1, 64), st.integers(1, 2**31 - 1), st.sampled_from([2**20, 2**31 - 1]))
+
+
+def assert_same(ours, theirs):
+    assert ours.shape == theirs.shape
+    assert ours.dtype == theirs.dtype
+    theirs = sp.csr_matrix(theirs)
+    assert np.array_equal(ours.indptr, theirs.indptr)
+    assert np.array_equal(ours.indices, theirs.indices)
+    assert np.array_equal(ours.data, theirs.data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(names, values, max_size=6), min_size=1, max_size=8),
+    n_features=n_features_st,
+    alternate_sign=st.booleans(),
+)
+def test_dict_input_matches_sklearn(rows, n_features, alternate_sign):
+    kwargs = dict(n_features=n_features, input_type="dict", alternate_sign=alternate_sign)
+    assert_same(FeatureHasher(**kwargs).transform(rows), SkHasher(**kwargs).transform(rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.tuples(names, values), max_size=6), min_size=1, max_size=8),
+    n_features=n_features_st,
+    alternate_sign=st.booleans(),
+)
+def test_pair_input_matches_sklearn(rows, n_features, alternate_sign):
+    kwargs = dict(n_features=n_features, input_type="pair", alternate_sign=alternate_sign)
+    assert_same(FeatureHasher(**kwargs).transform(rows), SkHasher(**kwargs).transform(rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(names, max_size=8), min_size=1, max_size=8),
+    n_features=n_features_st,
+    alternate_sign=st.booleans(),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_string_input_matches_sklearn(rows, n_features, alternate_sign, dtype):
+    kwargs = dict(n_features=n_features, input_type="string", alternate_sign=alternate_sign, dtype=dtype)
+    assert_same(FeatureHasher(**kwargs).transform(rows), SkHasher(**kwargs).transform(rows))
+
+
+def test_cjk_features_and_duplicates_match_sklearn():
+    rows = [
+        {"region": "CN-ZJ", "query": "连衣裙", "品牌": "李宁", "clicks": 3},
+        {"segment": "小镇青年", "price": 9.9, "segment2": "小镇青年"},
+    ]
+    pairs = [[("连衣裙", 1), ("连衣裙", 2.5), ("red", -1)], []]
+    for input_type, raw in (("dict", rows), ("pair", pairs)):
+        for n in (1, 7, 1000, 2**20, 2**31 - 1):
+            kwargs = dict(n_features=n, input_type=input_type)
+            assert_same(FeatureHasher(**kwargs).transform(raw), SkHasher(**kwargs).transform(raw))
+
+
+def test_generator_input_and_bytes_names_match_sklearn():
+    rows = [[b"device=ios", "region=BR"], ("a", "a", "b")]
+    ours = FeatureHasher(64, input_type="string").transform(iter(rows))
+    assert_same(ours, SkHasher(64, input_type="string").transform(iter(rows)))
+
+
+def test_hash_of_minus_2_pow_31_uses_sklearn_bucket():
+    # Found by inverting MurmurHash3: both hash to -2**31 with seed 0, where abs() would overflow.
+    for key in ("SgpQavc", b"U\x07o\x83"):
+        assert mmh3.hash(key, 0) == -(2**31)
+        for n in (1, 3, 1000, 2**20, 2**31 - 1):
+            ours = FeatureHasher(n, input_type="string").transform([[key]])
+            assert_same(ours, SkHasher(n, input_type="string").transform([[key]]))
+            assert ours.indices[0] == (2**31 - 1 - (n - 1)) % n
+            assert ours.data[0] == -1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.one_of(names, st.binary(max_size=40)), seed=st.integers(0, 2**32 - 1))
+def test_murmurhash_matches_mmh3(key, seed):
+    assert _core.murmurhash3_32(key, seed) == mmh3.hash(key, seed)
+    assert _core.murmurhash3_32(key, seed, positive=True) == mmh3.hash(key, seed, signed=False)
+
+
+def test_output_is_identical_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    rows = [{f"f{j}": float(rng.integers(-3, 4)) for j in rng.integers(0, 50, 30)} for _ in range(5000)]
+    results = [FeatureHasher(2**10, n_threads=n).transform_csr(rows) for n in (1, 2, 3, None)]
+    for parts in results[1:]:
+        for ours, first in zip(parts, results[0]):
+            assert np.array_equal(ours, first)
+
+
+def test_transform_csr_needs_no_scipy_and_matches_transform():
+    rows = [{"a": 1, "b": "x"}, {}]
+    indptr, indices, data = FeatureHasher(16).transform_csr(rows)
+    matrix = FeatureHasher(16).transform(rows)
+    assert isinstance(indptr, np.ndarray) and indices.dtype == np.int32 and data.dtype == np.float64
+    assert np.array_equal(indptr, matrix.indptr) and np.array_equal(indices, matrix.indices)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(st.lists(names, max_size=8), min_size=1, max_size=8),
+    n_features=st.integers(1, 300),
+    alternate_sign=st.booleans(),
+)
+def test_pool_equals_sklearn_matrix_times_table(rows, n_features, alternate_sign):
+    table = np.random.default_rng(n_features).standard_normal((n_features, 5)).astype(np.float32)
+    kwargs = dict(n_features=n_features, input_type="string", alternate_sign=alternate_sign)
+    matrix = SkHasher(**kwargs).transform(rows)
+    expected_sum = matrix @ table.astype(np.float64)
+    counts = np.array([len(r) for r in rows], dtype=np.float64)[:, None]
+    expected_mean = np.where(counts > 0, expected_sum / np.maximum(counts, 1), 0)
+    hasher = FeatureHasher(**kwargs)
+    np.testing.assert_allclose(hasher.pool(rows, table), expected_sum, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(hasher.pool(rows, table, mode="mean"), expected_mean, rtol=1e-5, atol=1e-5)
+
+
+def test_pool_of_dict_rows_uses_values():
+    rows = [{"a": 2.0, "b": "x"}, {"a": -1}]
+    table = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+    expected = SkHasher(8).transform(rows) @ table.astype(np.float64)
+    np.testing.assert_allclose(FeatureHasher(8).pool(rows, table), expected)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"a": 1}, {3: 1.0}], "row 1: feature names must be str, got int"),
+        ([{"a": float("nan")}], 'row 0: value of feature "a" is NaN'),
+        ([{"a": math.inf}], 'row 0: value of feature "a" is inf'),
+        ([{"a": [1, 2]}], 'row 0: value of feature "a" must be a number or str, got list'),
+        ([["a"]], "row 0: expected a dict of features, got list"),
+        ([{"a": None}], "must be a number or str, got NoneType"),
+    ],
+)
+def test_bad_dict_rows_raise_naming_the_row(rows, message):
+    with pytest.raises(InvalidInputError, match=message.replace("(", r"\(")) as err:
+        FeatureHasher(16).transform(rows)
+    assert isinstance(err.value, ValueError)
+
+
+def test_bad_string_and_pair_rows_raise():
+    with pytest.raises(InvalidInputError, match="row 0: a sample can not be a single string"):
+        FeatureHasher(16, input_type="string").transform(["abc"])
+    with pytest.raises(InvalidInputError, match="row 1: feature names must be str, got float"):
+        FeatureHasher(16, input_type="string").transform([["a"], [1.5]])
+    with pytest.raises(InvalidInputError, match=r"row 0: expected \(name, value\) pairs, got str"):
+        FeatureHasher(16, input_type="pair").transform([["ab"]])
+    with pytest.raises(InvalidInputError, match="row 0: feature name .* cannot be encoded as UTF-8"):
+        FeatureHasher(16, input_type="string").transform([["\ud800"]])
+
+
+@pytest.mark.parametrize("n", [0, -1, 2**31, 1.5, True])
+def test_n_features_out_of_range_is_rejected(n):
+    with pytest.raises(InvalidInputError, match="n_features"):
+        FeatureHasher(n)
+
+
+def test_bad_options_are_rejected():
+    with pytest.raises(InvalidInputError, match="input_type"):
+        FeatureHasher(8, input_type="list")
+    with pytest.raises(InvalidInputError, match="dtype"):
+        FeatureHasher(8, dtype=np.int32)
+    with pytest.raises(InvalidInputError, match="n_threads"):
+        FeatureHasher(8, n_threads=0)
+    with pytest.raises(InvalidInputError, match="empty"):
+        FeatureHasher(8).transform([])
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (np.zeros((8, 3), dtype=np.float64), "float32"),
+        (np.zeros((7, 3), dtype=np.float32), r"shape \(8, dim\)"),
+        (np.zeros(8, dtype=np.float32), r"shape \(8, dim\)"),
+        (np.zeros((3, 8), dtype=np.float32).T, "C-contiguous"),
+        ([[0.0]], "numpy array"),
+    ],
+)
+def test_pool_rejects_bad_tables(table, message):
+    with pytest.raises(InvalidInputError, match=message):
+        FeatureHasher(8).pool([{"a": 1}], table)
+
+
+def test_pool_rejects_unknown_mode():
+    with pytest.raises(InvalidInputError, match="mode"):
+        FeatureHasher(8).pool([{"a": 1}], np.zeros((8, 2), np.float32), mode="max")
