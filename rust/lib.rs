@@ -245,8 +245,13 @@ fn hash_rows(
     let mut rows = HashedRows::new(n_features, alternate_sign);
     let mut buf = Vec::new();
     if let Ok(list) = raw_x.cast::<PyList>() {
+        rows.indptr.reserve(list.len());
         for (row, sample) in list.iter().enumerate() {
             hash_row(&mut rows, &mut buf, &sample, row, input_type)?;
+            if row == 0 {
+                // Rows tend to be alike: size the buffers from the first one.
+                rows.reserve(rows.index.len() * list.len() * 9 / 8);
+            }
         }
     } else {
         let samples = raw_x.try_iter().map_err(|_| {

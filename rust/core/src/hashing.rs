@@ -49,15 +49,41 @@ pub fn check_n_features(n_features: u64) -> Result<u32> {
     Ok(n_features as u32)
 }
 
+/// `a % d` for a fixed divisor without a division (Lemire, Kaser & Kurz 2019, exact for all u32).
+#[derive(Debug, Clone, Copy)]
+pub struct FastMod {
+    d: u32,
+    m: u64,
+}
+
+impl FastMod {
+    pub fn new(d: u32) -> Self {
+        assert!(d > 0, "divisor must be positive");
+        FastMod {
+            d,
+            m: (u64::MAX / d as u64).wrapping_add(1),
+        }
+    }
+
+    #[inline]
+    pub fn rem(self, a: u32) -> u32 {
+        if self.d == 1 {
+            return 0;
+        }
+        let low = self.m.wrapping_mul(a as u64);
+        ((low as u128 * self.d as u128) >> 64) as u32
+    }
+}
+
 /// Bucket and sign (+1 or -1) of a feature name, as scikit-learn computes them.
 #[inline]
-pub fn bucket_and_sign(name: &[u8], n_features: u32) -> (u32, f64) {
+pub fn bucket_and_sign(name: &[u8], n_features: FastMod) -> (u32, f64) {
     let h = murmurhash3_32(name, 0) as i32;
     let index = if h == i32::MIN {
         // abs(-2^31) overflows; scikit-learn defines the bucket as below.
-        (i32::MAX as u32 - (n_features - 1)) % n_features
+        n_features.rem(i32::MAX as u32 - (n_features.d - 1))
     } else {
-        h.unsigned_abs() % n_features
+        n_features.rem(h.unsigned_abs())
     };
     (index, if h >= 0 { 1.0 } else { -1.0 })
 }
@@ -69,7 +95,7 @@ pub struct HashedRows {
     pub indptr: Vec<usize>,
     pub index: Vec<u32>,
     pub value: Vec<f64>,
-    n_features: u32,
+    n_features: FastMod,
     alternate_sign: bool,
 }
 
@@ -79,7 +105,7 @@ impl HashedRows {
             indptr: vec![0],
             index: Vec::new(),
             value: Vec::new(),
-            n_features,
+            n_features: FastMod::new(n_features),
             alternate_sign,
         }
     }
@@ -106,6 +132,12 @@ impl HashedRows {
     /// Closes the current row.
     pub fn end_row(&mut self) {
         self.indptr.push(self.index.len());
+    }
+
+    /// Reserves room for about `features` more features.
+    pub fn reserve(&mut self, features: usize) {
+        self.index.reserve(features);
+        self.value.reserve(features);
     }
 }
 
@@ -253,6 +285,29 @@ mod tests {
             murmurhash3_32(b"The quick brown fox jumps over the lazy dog", 0),
             0x2E4F_F723
         );
+    }
+
+    #[test]
+    fn fast_mod_equals_remainder() {
+        let divisors = [1u32, 2, 3, 7, 1000, 1 << 20, (1 << 31) - 1, u32::MAX];
+        let values = [
+            0u32,
+            1,
+            2,
+            999,
+            1 << 31,
+            u32::MAX,
+            u32::MAX - 1,
+            123_456_789,
+        ];
+        for &d in &divisors {
+            for &a in &values {
+                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+            }
+            for a in (0..u32::MAX).step_by(9_999_991) {
+                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+            }
+        }
     }
 
     #[test]
