@@ -66,7 +66,7 @@ impl FastMod {
     }
 
     #[inline]
-    pub fn rem(self, a: u32) -> u32 {
+    pub fn of(self, a: u32) -> u32 {
         if self.d == 1 {
             return 0;
         }
@@ -81,9 +81,9 @@ pub fn bucket_and_sign(name: &[u8], n_features: FastMod) -> (u32, f64) {
     let h = murmurhash3_32(name, 0) as i32;
     let index = if h == i32::MIN {
         // abs(-2^31) overflows; scikit-learn defines the bucket as below.
-        n_features.rem(i32::MAX as u32 - (n_features.d - 1))
+        n_features.of(i32::MAX as u32 - (n_features.d - 1))
     } else {
-        n_features.rem(h.unsigned_abs())
+        n_features.of(h.unsigned_abs())
     };
     (index, if h >= 0 { 1.0 } else { -1.0 })
 }
@@ -302,10 +302,10 @@ mod tests {
         ];
         for &d in &divisors {
             for &a in &values {
-                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+                assert_eq!(FastMod::new(d).of(a), a % d, "{a} % {d}");
             }
             for a in (0..u32::MAX).step_by(9_999_991) {
-                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+                assert_eq!(FastMod::new(d).of(a), a % d, "{a} % {d}");
             }
         }
     }
