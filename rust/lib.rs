@@ -1,8 +1,11 @@
 //! `peakrec._core`: PyO3 bindings only. Each function converts its arguments, releases the GIL
 //! around the work in `peakrec_core`, and maps errors to `peakrec.errors` with `to_py_err`.
 
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
-use peakrec_core::hashing::{self, HashedRows, Pooling};
+use numpy::{
+    IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
+use peakrec_core::hashing::{self, FlatFeatures, HashedRows, Pooling};
 use peakrec_core::{with_threads, CoreError};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -303,6 +306,70 @@ fn hash_csr<'py>(
     }
 }
 
+/// Offsets of a flat string column, as Arrow's `string` (i32) or `large_string` (i64).
+#[derive(FromPyObject)]
+enum OffsetArray<'py> {
+    Small(PyReadonlyArray1<'py, i32>),
+    Large(PyReadonlyArray1<'py, i64>),
+}
+
+/// CSR parts of rows stored flat (Arrow `list<string>` buffers): name `f` is
+/// `data[offsets[f]:offsets[f+1]]`, row `r` owns names `row_indptr[r]:row_indptr[r+1]`. All the
+/// work runs with the GIL released, in parallel.
+#[pyfunction]
+#[pyo3(signature = (data, offsets, row_indptr, n_features, alternate_sign, values=None, float32=false, n_threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn hash_flat_csr<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: OffsetArray<'py>,
+    row_indptr: PyReadonlyArray1<'py, i64>,
+    n_features: u64,
+    alternate_sign: bool,
+    values: Option<PyReadonlyArray1<'py, f64>>,
+    float32: bool,
+    n_threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let n_features = hashing::check_n_features(n_features).map_err(|e| to_py_err(py, e))?;
+    let contiguous = |e| invalid(py, format!("flat feature arrays must be C-contiguous: {e}"));
+    let data = data.as_slice().map_err(contiguous)?;
+    let row_indptr = row_indptr.as_slice().map_err(contiguous)?;
+    let values = values
+        .as_ref()
+        .map(|v| v.as_slice())
+        .transpose()
+        .map_err(contiguous)?;
+    macro_rules! run {
+        ($offsets:expr, $t:ty) => {{
+            let rows = FlatFeatures {
+                data,
+                offsets: $offsets,
+                row_indptr,
+                values,
+            };
+            let csr = py
+                .detach(|| {
+                    with_threads(n_threads, || {
+                        hashing::hash_flat::<$t, _>(&rows, n_features, alternate_sign)
+                    })
+                })
+                .and_then(|r| r)
+                .map_err(|e| to_py_err(py, e))?;
+            (
+                indptr_array(py, csr.indptr),
+                csr.indices.into_pyarray(py).into_any(),
+                csr.data.into_pyarray(py).into_any(),
+            )
+        }};
+    }
+    Ok(match (&offsets, float32) {
+        (OffsetArray::Small(o), false) => run!(o.as_slice().map_err(contiguous)?, f64),
+        (OffsetArray::Small(o), true) => run!(o.as_slice().map_err(contiguous)?, f32),
+        (OffsetArray::Large(o), false) => run!(o.as_slice().map_err(contiguous)?, f64),
+        (OffsetArray::Large(o), true) => run!(o.as_slice().map_err(contiguous)?, f32),
+    })
+}
+
 fn indptr_array(py: Python<'_>, indptr: Vec<i64>) -> Bound<'_, PyAny> {
     if indptr.last().is_some_and(|&n| n > i32::MAX as i64) {
         indptr.into_pyarray(py).into_any()
@@ -370,6 +437,7 @@ fn murmurhash3_32(key: &Bound<'_, PyAny>, seed: u32, positive: bool) -> PyResult
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_csr, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_flat_csr, m)?)?;
     m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
     Ok(())

@@ -202,3 +202,29 @@ def test_pool_rejects_bad_tables(table, message):
 def test_pool_rejects_unknown_mode():
     with pytest.raises(InvalidInputError, match="mode"):
         FeatureHasher(8).pool([{"a": 1}], np.zeros((8, 2), np.float32), mode="max")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(st.lists(names, max_size=8), min_size=1, max_size=10),
+    n_features=n_features_st,
+    alternate_sign=st.booleans(),
+    large=st.booleans(),
+    start=st.integers(0, 3),
+)
+def test_arrow_column_matches_sklearn(rows, n_features, alternate_sign, large, start):
+    pa = pytest.importorskip("pyarrow")
+    kind = pa.large_list(pa.large_string()) if large else pa.list_(pa.string())
+    column = pa.array([["pad"]] * start + rows, type=kind).slice(start)  # sliced: offsets not at 0
+    kwargs = dict(n_features=n_features, input_type="string", alternate_sign=alternate_sign)
+    assert_same(FeatureHasher(**kwargs).transform_arrow(column), SkHasher(**kwargs).transform(rows))
+
+
+def test_arrow_column_rejects_wrong_types_and_nulls():
+    pa = pytest.importorskip("pyarrow")
+    with pytest.raises(InvalidInputError, match="list<string>"):
+        FeatureHasher(8, input_type="string").transform_arrow(pa.array([1, 2]))
+    with pytest.raises(InvalidInputError, match="row 1: the list of features is null"):
+        FeatureHasher(8, input_type="string").transform_arrow(pa.array([["a"], None]))
+    with pytest.raises(InvalidInputError, match="feature name is null"):
+        FeatureHasher(8, input_type="string").transform_arrow(pa.array([["a", None]]))

@@ -14,6 +14,16 @@ def hash_csr(
     float32: bool = False,
     n_threads: int | None = None,
 ) -> tuple[np.ndarray, npt.NDArray[np.int32], np.ndarray]: ...
+def hash_flat_csr(
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    row_indptr: npt.NDArray[np.int64],
+    n_features: int,
+    alternate_sign: bool,
+    values: npt.NDArray[np.float64] | None = None,
+    float32: bool = False,
+    n_threads: int | None = None,
+) -> tuple[np.ndarray, npt.NDArray[np.int32], np.ndarray]: ...
 def hash_pool(
     raw_x: Iterable[Any],
     n_features: int,

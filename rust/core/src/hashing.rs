@@ -170,57 +170,201 @@ const ROWS_PER_TASK: usize = 2048;
 /// Sorts each row by column (stable, as scipy's insertion sort is for short rows) and sums
 /// duplicates in that order, in the output type as scipy does. Identical for any thread count.
 pub fn to_csr<T: Value>(rows: &HashedRows) -> Csr<T> {
-    let n = rows.n_rows();
-    let chunks: Vec<(Vec<i32>, Vec<T>, Vec<usize>)> = (0..n)
+    build_csr(
+        rows.n_rows(),
+        |r| rows.indptr[r],
+        |r, pairs| {
+            let span = rows.indptr[r]..rows.indptr[r + 1];
+            let hashed = rows.index[span.clone()].iter().zip(&rows.value[span]);
+            pairs.extend(hashed.map(|(&i, &v)| (i, T::from_f64(v))));
+            Ok(())
+        },
+    )
+    .expect("reading hashed rows cannot fail")
+}
+
+/// Offsets of a flat string column (Arrow's `string` uses i32, `large_string` i64).
+pub trait Offset: Copy + Send + Sync {
+    fn to_usize(self) -> usize;
+}
+impl Offset for i32 {
+    fn to_usize(self) -> usize {
+        self as usize
+    }
+}
+impl Offset for i64 {
+    fn to_usize(self) -> usize {
+        self as usize
+    }
+}
+
+/// Rows of features stored flat, as Arrow stores `list<string>`: feature `f`'s name is
+/// `data[offsets[f]..offsets[f + 1]]`, row `r` owns features `row_indptr[r]..row_indptr[r + 1]`,
+/// and `values[f]` is its value (1 when `values` is `None`).
+pub struct FlatFeatures<'a, O> {
+    pub data: &'a [u8],
+    pub offsets: &'a [O],
+    pub row_indptr: &'a [i64],
+    pub values: Option<&'a [f64]>,
+}
+
+impl<O: Offset> FlatFeatures<'_, O> {
+    fn check(&self) -> Result<()> {
+        let n_names = self.offsets.len().saturating_sub(1);
+        if self.offsets.is_empty() {
+            return Err(invalid("offsets must hold at least one entry"));
+        }
+        if self
+            .offsets
+            .windows(2)
+            .any(|w| w[0].to_usize() > w[1].to_usize())
+            || self.offsets[n_names].to_usize() > self.data.len()
+        {
+            return Err(invalid(
+                "offsets must be non-decreasing and within the data",
+            ));
+        }
+        if self.row_indptr.first() != Some(&0)
+            || self.row_indptr.windows(2).any(|w| w[0] > w[1])
+            || *self.row_indptr.last().unwrap() as usize > n_names
+        {
+            return Err(invalid(
+                "row offsets must start at 0, be non-decreasing and within the names",
+            ));
+        }
+        if let Some(values) = self.values {
+            if values.len() != n_names {
+                return Err(invalid(format!(
+                    "{} values for {n_names} names",
+                    values.len()
+                )));
+            }
+            if let Some(f) = values.iter().position(|v| !v.is_finite()) {
+                let row = self
+                    .row_indptr
+                    .partition_point(|&start| start as usize <= f)
+                    - 1;
+                return Err(invalid(format!(
+                    "row {row}: value of feature {f} is {}",
+                    values[f]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hashes flat rows straight into canonical CSR, all in parallel: the same output as hashing the
+/// same rows one Python object at a time.
+pub fn hash_flat<T: Value, O: Offset>(
+    rows: &FlatFeatures<O>,
+    n_features: u32,
+    alternate_sign: bool,
+) -> Result<Csr<T>> {
+    rows.check()?;
+    let modulo = FastMod::new(n_features);
+    build_csr(
+        rows.row_indptr.len() - 1,
+        |r| rows.row_indptr[r] as usize,
+        |r, pairs| {
+            for f in rows.row_indptr[r] as usize..rows.row_indptr[r + 1] as usize {
+                let value = rows.values.map_or(1.0, |v| v[f]);
+                if value == 0.0 {
+                    continue;
+                }
+                let name = &rows.data[rows.offsets[f].to_usize()..rows.offsets[f + 1].to_usize()];
+                let (index, sign) = bucket_and_sign(name, modulo);
+                pairs.push((
+                    index,
+                    T::from_f64(if alternate_sign { value * sign } else { value }),
+                ));
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Builds a canonical CSR matrix of `n` rows in parallel; `fill(r, pairs)` appends row `r`'s
+/// (column, value) entries, which are then stably sorted and their duplicates summed.
+/// `row_bound(r)` is an upper bound of the entries before row `r` (non-decreasing, `row_bound(0) = 0`):
+/// each task writes its rows straight into its own part of the output, and the gaps left by merged
+/// duplicates are closed afterwards, so the entries are written once and never copied between buffers.
+fn build_csr<T: Value>(
+    n: usize,
+    row_bound: impl Fn(usize) -> usize + Sync,
+    fill: impl Fn(usize, &mut Vec<(u32, T)>) -> Result<()> + Sync,
+) -> Result<Csr<T>> {
+    let total = row_bound(n);
+    let mut indices = vec![0i32; total];
+    let mut data = vec![T::default(); total];
+    // Split the output into one disjoint part per task.
+    let mut tasks = Vec::with_capacity(n / ROWS_PER_TASK + 1);
+    let (mut rest_i, mut rest_d) = (indices.as_mut_slice(), data.as_mut_slice());
+    for start in (0..n).step_by(ROWS_PER_TASK) {
+        let end = (start + ROWS_PER_TASK).min(n);
+        let len = row_bound(end) - row_bound(start);
+        let (part_i, tail_i) = std::mem::take(&mut rest_i).split_at_mut(len);
+        let (part_d, tail_d) = std::mem::take(&mut rest_d).split_at_mut(len);
+        (rest_i, rest_d) = (tail_i, tail_d);
+        tasks.push((start, end, part_i, part_d));
+    }
+    let row_nnz: Vec<Vec<usize>> = tasks
         .into_par_iter()
-        .step_by(ROWS_PER_TASK)
-        .map(|start| {
-            let end = (start + ROWS_PER_TASK).min(n);
-            let len = rows.indptr[end] - rows.indptr[start];
-            let mut indices = Vec::with_capacity(len);
-            let mut data = Vec::with_capacity(len);
-            let mut row_nnz = Vec::with_capacity(end - start);
+        .map(|(start, end, out_i, out_d)| {
+            let mut nnz = Vec::with_capacity(end - start);
             let mut pairs: Vec<(u32, T)> = Vec::new();
+            let mut keys: Vec<u64> = Vec::new();
+            let mut at = 0;
             for r in start..end {
-                let span = rows.indptr[r]..rows.indptr[r + 1];
                 pairs.clear();
-                pairs.extend(
-                    rows.index[span.clone()]
+                fill(r, &mut pairs)?;
+                // (column, position) keys are unique, so any sort of them gives the stable order:
+                // equal columns stay in input order, as scipy keeps them.
+                keys.clear();
+                keys.extend(
+                    pairs
                         .iter()
-                        .zip(&rows.value[span])
-                        .map(|(&i, &v)| (i, T::from_f64(v))),
+                        .enumerate()
+                        .map(|(j, p)| (p.0 as u64) << 32 | j as u64),
                 );
-                pairs.sort_by_key(|p| p.0);
-                let before = indices.len();
-                for &(i, v) in &pairs {
-                    if indices.len() > before && *indices.last().unwrap() == i as i32 {
-                        *data.last_mut().unwrap() += v;
+                keys.sort_unstable();
+                let before = at;
+                for &key in &keys {
+                    let (i, v) = ((key >> 32) as i32, pairs[(key & 0xffff_ffff) as usize].1);
+                    if at > before && out_i[at - 1] == i {
+                        out_d[at - 1] += v;
                     } else {
-                        indices.push(i as i32);
-                        data.push(v);
+                        out_i[at] = i;
+                        out_d[at] = v;
+                        at += 1;
                     }
                 }
-                row_nnz.push(indices.len() - before);
+                nnz.push(at - before);
             }
-            (indices, data, row_nnz)
+            Ok(nnz)
         })
-        .collect();
-    let total: usize = chunks.iter().map(|c| c.0.len()).sum();
-    let mut csr = Csr {
-        indptr: Vec::with_capacity(n + 1),
-        indices: Vec::with_capacity(total),
-        data: Vec::with_capacity(total),
-    };
-    csr.indptr.push(0);
-    for (indices, data, row_nnz) in chunks {
-        for nnz in row_nnz {
-            let last = *csr.indptr.last().unwrap();
-            csr.indptr.push(last + nnz as i64);
+        .collect::<Result<_>>()?;
+    // Close the gaps: move each task's entries down to where the previous task's ended.
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0i64);
+    let mut write = 0;
+    for (task, nnz) in row_nnz.iter().enumerate() {
+        let read = row_bound(task * ROWS_PER_TASK);
+        let len: usize = nnz.iter().sum();
+        indices.copy_within(read..read + len, write);
+        data.copy_within(read..read + len, write);
+        for &k in nnz {
+            indptr.push(indptr.last().unwrap() + k as i64);
         }
-        csr.indices.extend_from_slice(&indices);
-        csr.data.extend_from_slice(&data);
+        write += len;
     }
-    csr
+    indices.truncate(write);
+    data.truncate(write);
+    Ok(Csr {
+        indptr,
+        indices,
+        data,
+    })
 }
 
 /// How `pool` combines the table rows of one input row.
@@ -328,6 +472,93 @@ mod tests {
         assert_eq!(csr.indptr, vec![0, 2]);
         assert!(csr.indices[0] < csr.indices[1]);
         assert_eq!(csr.data.iter().sum::<f64>(), 3.0);
+    }
+
+    #[test]
+    fn flat_rows_hash_like_pushed_rows() {
+        let names = ["region=CN-ZJ", "连衣裙", "a", "a", "b"];
+        let data: Vec<u8> = names.concat().into_bytes();
+        let mut offsets = vec![0i32];
+        for n in names {
+            offsets.push(offsets.last().unwrap() + n.len() as i32);
+        }
+        let flat = FlatFeatures {
+            data: &data,
+            offsets: &offsets,
+            row_indptr: &[0, 2, 2, 5],
+            values: None,
+        };
+        let mut rows = HashedRows::new(1000, true);
+        for (r, row) in [&names[..2], &[], &names[2..]].iter().enumerate() {
+            for n in row.iter() {
+                rows.push(n.as_bytes(), 1.0);
+            }
+            rows.end_row();
+            assert_eq!(rows.n_rows(), r + 1);
+        }
+        assert_eq!(
+            hash_flat::<f64, i32>(&flat, 1000, true).unwrap(),
+            to_csr::<f64>(&rows)
+        );
+    }
+
+    #[test]
+    fn flat_rows_reject_bad_offsets() {
+        let flat = FlatFeatures {
+            data: b"ab",
+            offsets: &[0i64, 3],
+            row_indptr: &[0, 1],
+            values: None,
+        };
+        assert!(hash_flat::<f64, i64>(&flat, 8, true).is_err());
+        let flat = FlatFeatures {
+            data: b"ab",
+            offsets: &[0i64, 2],
+            row_indptr: &[0, 2],
+            values: None,
+        };
+        assert!(hash_flat::<f64, i64>(&flat, 8, true).is_err());
+        let flat = FlatFeatures {
+            data: b"ab",
+            offsets: &[0i64, 2],
+            row_indptr: &[0, 1],
+            values: Some(&[f64::NAN]),
+        };
+        assert!(hash_flat::<f64, i64>(&flat, 8, true)
+            .unwrap_err()
+            .to_string()
+            .contains("row 0"));
+    }
+
+    #[test]
+    fn long_rows_and_many_tasks_merge_like_a_reference() {
+        let mut rows = HashedRows::new(50, false);
+        let mut expected = Vec::new();
+        for r in 0..(3 * ROWS_PER_TASK + 7) {
+            let mut row = std::collections::BTreeMap::new();
+            for j in 0..(r % 45) {
+                let name = format!("{r}-{}", j % 17);
+                rows.push(name.as_bytes(), 1.0);
+                *row.entry(bucket_and_sign(name.as_bytes(), FastMod::new(50)).0 as i32)
+                    .or_insert(0.0) += 1.0;
+            }
+            rows.end_row();
+            expected.push(row);
+        }
+        let csr: Csr<f64> = to_csr(&rows);
+        for (r, row) in expected.iter().enumerate() {
+            let span = csr.indptr[r] as usize..csr.indptr[r + 1] as usize;
+            let got: Vec<(i32, f64)> = csr.indices[span.clone()]
+                .iter()
+                .copied()
+                .zip(csr.data[span].iter().copied())
+                .collect();
+            assert_eq!(
+                got,
+                row.iter().map(|(&i, &v)| (i, v)).collect::<Vec<_>>(),
+                "row {r}"
+            );
+        }
     }
 
     #[test]
