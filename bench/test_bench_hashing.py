@@ -29,7 +29,8 @@ def test_transform_vs_sklearn(benchmark, rows, sklearn_seconds, n_threads):
     got = ours.transform(rows)
     assert (got != expected).nnz == 0 and np.array_equal(got.indices, expected.indices)
     benchmark(ours.transform, rows)
-    record_ratio(benchmark, f"hash 100k x 20 vs sklearn ({benchmark.name.split('[')[1][:-1]})", sklearn_seconds, 20)
+    threads = n_threads or "all"
+    record_ratio(benchmark, f"hash 100k x 20 vs sklearn, {threads} thread(s)", sklearn_seconds, 20)
 
 
 def test_pool_vs_sklearn_matmul(benchmark, rows):
@@ -55,4 +56,5 @@ def test_arrow_column_vs_sklearn(benchmark, rows, sklearn_seconds, n_threads):
     got = ours.transform_arrow(column)
     assert (got != expected).nnz == 0 and np.array_equal(got.indices, expected.indices)
     benchmark(ours.transform_arrow, column)
-    record_ratio(benchmark, f"hash Arrow column vs sklearn ({benchmark.name.split('[')[1][:-1]})", sklearn_seconds, 20)
+    threads = n_threads or "all"
+    record_ratio(benchmark, f"hash Arrow column vs sklearn, {threads} thread(s)", sklearn_seconds, 20)

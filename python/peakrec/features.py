@@ -125,9 +125,13 @@ def _arrow_buffers(column: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if not isinstance(column, pa.Array) or not (
-        pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
-    ) or not (pa.types.is_string(column.type.value_type) or pa.types.is_large_string(column.type.value_type)):
+    if (
+        not isinstance(column, pa.Array)
+        or not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type))
+        or not (
+            pa.types.is_string(column.type.value_type) or pa.types.is_large_string(column.type.value_type)
+        )
+    ):
         kind = getattr(column, "type", type(column).__name__)
         raise InvalidInputError(f"expected an Arrow list<string> column, got {kind}")
     if column.null_count:
