@@ -250,10 +250,10 @@ struct BlockPostings {
 
 const BUILD_BLOCK: usize = 2048;
 
-fn index_block(
+fn index_block<'a>(
     start: usize,
     end: usize,
-    field: &impl Fn(usize) -> (String, String, String),
+    field: &impl Fn(usize) -> (&'a str, &'a str, &'a str),
 ) -> BlockPostings {
     let mut local: HashMap<String, u32> = HashMap::new();
     let mut block = BlockPostings {
@@ -263,7 +263,7 @@ fn index_block(
     };
     for row in start..end {
         let (title, brand, category) = field(row);
-        let mut tokens = analyze_document(&title, &brand, &category);
+        let mut tokens = analyze_document(title, brand, category);
         block.doc_len.push(tokens.len() as u32);
         tokens.sort_unstable();
         let mut i = 0;
@@ -284,6 +284,39 @@ fn index_block(
         }
     }
     block
+}
+
+fn check_columns(n: usize, brands: Option<&[String]>, categories: Option<&[String]>) -> Result<()> {
+    for (name, column) in [("brands", brands), ("categories", categories)] {
+        if let Some(column) = column {
+            if column.len() != n {
+                return Err(invalid(format!(
+                    "{name} has {} entries but titles has {n}",
+                    column.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`analyze_document`] of every row, in parallel on the current rayon pool.
+pub fn analyze_documents(
+    titles: &[String],
+    brands: Option<&[String]>,
+    categories: Option<&[String]>,
+) -> Result<Vec<Vec<String>>> {
+    check_columns(titles.len(), brands, categories)?;
+    Ok((0..titles.len())
+        .into_par_iter()
+        .map(|row| {
+            analyze_document(
+                &titles[row],
+                brands.map_or("", |b| b[row].as_str()),
+                categories.map_or("", |c| c[row].as_str()),
+            )
+        })
+        .collect())
 }
 
 /// Builds the index of `titles[i]` (+ `brands[i]`, `categories[i]` when given) for rows `0..n`.
@@ -307,21 +340,12 @@ pub fn build(
             i32::MAX
         )));
     }
-    for (name, column) in [("brands", brands), ("categories", categories)] {
-        if let Some(column) = column {
-            if column.len() != n {
-                return Err(invalid(format!(
-                    "{name} has {} entries but titles has {n}",
-                    column.len()
-                )));
-            }
-        }
-    }
+    check_columns(n, brands, categories)?;
     let field = |row: usize| {
         (
-            titles[row].clone(),
-            brands.map_or_else(String::new, |b| b[row].clone()),
-            categories.map_or_else(String::new, |c| c[row].clone()),
+            titles[row].as_str(),
+            brands.map_or("", |b| b[row].as_str()),
+            categories.map_or("", |c| c[row].as_str()),
         )
     };
     let n_blocks = n.div_ceil(BUILD_BLOCK);
