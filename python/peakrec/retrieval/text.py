@@ -241,9 +241,9 @@ def fit_token_table(
     """Fits a hashed-token table ``float32[n_features, d]`` mapping item tokens to item vectors.
 
     Each item's tokens (``analyze_document``) are hashed with ``FeatureHasher(n_features,
-    input_type="string", alternate_sign=alternate_sign)`` and mean-pooled, giving a sparse row
-    ``a_i`` with ``a_i @ table`` equal to ``FeatureHasher.pool(..., mode="mean")``. The table solves
-    the ridge least squares ``min ||A @ table - item_vectors||^2 + alpha * ||table||^2`` by
+    input_type="string", alternate_sign=alternate_sign)`` and averaged over the item's tokens,
+    giving a sparse row ``a_i`` with ``a_i @ table`` equal to ``FeatureHasher.pool(..., mode="mean")``.
+    The table solves the ridge least squares ``min ||A @ table - item_vectors||^2 + alpha * ||table||^2`` by
     conjugate gradients on the normal equations (CGLS), all ``d`` columns at once; it stops when
     every column's normal-equation residual falls below ``tol`` times its start, or at ``max_iter``.
     ``item_vectors`` is ``float[n, d]`` row-aligned with ``titles``. Memory: about 3 * n * d float64.
@@ -268,8 +268,8 @@ def fit_token_table(
         n_features, input_type="string", alternate_sign=alternate_sign, n_threads=n_threads
     )
     x = hasher.transform(tokens)
-    nnz = np.diff(x.indptr)
-    a = sp.diags(1.0 / np.maximum(nnz, 1)) @ x  # mean pooling, as FeatureHasher.pool(mode="mean")
+    n_tokens = np.array([len(t) for t in tokens], dtype=np.float64)
+    a = sp.diags(1.0 / np.maximum(n_tokens, 1)) @ x  # mean over tokens, as FeatureHasher.pool(mode="mean")
     a = a.tocsr()
     at = a.T.tocsr()
     y = vectors.astype(np.float64)
