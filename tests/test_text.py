@@ -212,6 +212,11 @@ def test_numpy_string_columns_are_accepted():
     assert index.n_docs == len(TITLES)
 
 
+def test_top_n_beyond_the_catalogue_returns_every_match(index):
+    rows, _ = index.search("red", 10**12)
+    assert sorted(rows.tolist()) == [1, 2, 10]
+
+
 def test_query_without_known_tokens_returns_nothing(index):
     rows, scores = index.search("zzz 無", 5)
     assert rows.shape == (0,) and rows.dtype == np.int64 and scores.dtype == np.float32

@@ -322,7 +322,7 @@ def _top_n(top_n: Any) -> int:
 
 def _strings(column: Any, name: str) -> list[str]:
     values = column.tolist() if isinstance(column, np.ndarray) else list(column)
-    if not all(type(v) is str for v in values):
+    if not all(isinstance(v, str) for v in values):
         bad = next(i for i, v in enumerate(values) if not isinstance(v, str))
         raise InvalidInputError(f"{name}[{bad}] must be a str, got {type(values[bad]).__name__}")
     return values

@@ -674,7 +674,8 @@ impl<'a> IndexParts<'a> {
 
         let mut contribution = vec![0.0f32; ids.len()];
         let mut matched = vec![false; ids.len()];
-        let mut heap: BinaryHeap<std::cmp::Reverse<Hit>> = BinaryHeap::with_capacity(top_n + 1);
+        let mut heap: BinaryHeap<std::cmp::Reverse<Hit>> =
+            BinaryHeap::with_capacity(top_n.min(self.n_docs()) + 1);
         let mut threshold: Option<f32> = None; // lowest score in a full heap
         let mut first_essential = 0usize;
 
