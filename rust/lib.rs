@@ -17,8 +17,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pyo3::ffi;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyIterator, PyList, PyString, PyTuple};
 
+mod py_text;
+
 /// The one place a core error becomes a Python exception.
-fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
+pub(crate) fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
     let (class, message) = match err {
         CoreError::InvalidInput(m) => ("InvalidInputError", m),
         CoreError::NotFound(m) => ("NotFoundError", m),
@@ -440,5 +442,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_flat_csr, m)?)?;
     m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
+    py_text::register(m)?;
     Ok(())
 }

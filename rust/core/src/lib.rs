@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod hashing;
+pub mod text;
 
 pub use error::CoreError;
 

@@ -1,0 +1,1 @@
+"""Retrieval: FAISS index choice, filter-aware search, text recall."""
