@@ -626,24 +626,32 @@ impl<'a> IndexParts<'a> {
 
     fn exhaustive(&self, ids: &[usize], top_n: usize) -> Hits {
         let k1p1 = self.k1 + 1.0;
-        let mut acc: HashMap<i32, f32> = HashMap::new();
+        let mut acc = vec![0.0f32; self.n_docs()];
+        let mut touched: Vec<u32> = Vec::new();
         for &t in ids {
             let (docs, tfs) = self.postings(t);
             let idf = self.term_idf[t];
             for (&d, &tf) in docs.iter().zip(tfs) {
-                *acc.entry(d).or_insert(0.0) +=
-                    term_score(idf, tf, self.doc_norm[d as usize], k1p1);
+                let score = &mut acc[d as usize];
+                // Every contribution is > 0, so 0 means "not seen yet".
+                if *score == 0.0 {
+                    touched.push(d as u32);
+                }
+                *score += term_score(idf, tf, self.doc_norm[d as usize], k1p1);
             }
         }
-        let mut all: Vec<Hit> = acc
+        let mut all: Vec<Hit> = touched
             .into_iter()
-            .map(|(row, score)| Hit {
-                score,
-                row: row as u32,
+            .map(|row| Hit {
+                score: acc[row as usize],
+                row,
             })
             .collect();
+        if all.len() > top_n {
+            all.select_nth_unstable_by(top_n - 1, |a, b| b.cmp(a));
+            all.truncate(top_n);
+        }
         all.sort_unstable_by(|a, b| b.cmp(a));
-        all.truncate(top_n);
         hits_of(all)
     }
 
@@ -672,14 +680,28 @@ impl<'a> IndexParts<'a> {
         }
         let bound = |x: f64| x * (1.0 + BOUND_SLACK);
 
-        let mut contribution = vec![0.0f32; ids.len()];
-        let mut matched = vec![false; ids.len()];
         let mut heap: BinaryHeap<std::cmp::Reverse<Hit>> =
             BinaryHeap::with_capacity(top_n.min(self.n_docs()) + 1);
         let mut threshold: Option<f32> = None; // lowest score in a full heap
         let mut first_essential = 0usize;
+        let mut found: Vec<(usize, f32)> = Vec::with_capacity(ids.len());
 
         loop {
+            // One essential list left: pass over its postings that cannot beat the threshold even
+            // with every other term, in a tight loop (the check below would prune them one by one).
+            if let Some(theta) = threshold {
+                if first_essential + 1 == cursors.len() {
+                    let rest = prefix_bound[first_essential];
+                    let c = &mut cursors[first_essential];
+                    while let Some(&d) = c.docs.get(c.pos) {
+                        let v = term_score(c.idf, c.tfs[c.pos], self.doc_norm[d as usize], k1p1);
+                        if bound(v as f64 + rest) > theta as f64 {
+                            break;
+                        }
+                        c.pos += 1;
+                    }
+                }
+            }
             let doc = cursors[first_essential..]
                 .iter()
                 .map(Cursor::doc)
@@ -689,12 +711,12 @@ impl<'a> IndexParts<'a> {
                 break;
             }
             let norm = self.doc_norm[doc as usize];
+            found.clear();
             let mut partial = 0.0f64;
             for c in &mut cursors[first_essential..] {
                 if c.doc() == doc {
                     let v = term_score(c.idf, c.tfs[c.pos], norm, k1p1);
-                    contribution[c.slot] = v;
-                    matched[c.slot] = true;
+                    found.push((c.slot, v));
                     partial += v as f64;
                     c.pos += 1;
                 }
@@ -711,22 +733,16 @@ impl<'a> IndexParts<'a> {
                 c.advance_to(doc);
                 if c.doc() == doc {
                     let v = term_score(c.idf, c.tfs[c.pos], norm, k1p1);
-                    contribution[c.slot] = v;
-                    matched[c.slot] = true;
+                    found.push((c.slot, v));
                     partial += v as f64;
-                }
-            }
-            // Summed in query-term order, exactly as the exhaustive search sums them.
-            let mut score = 0.0f32;
-            for slot in 0..ids.len() {
-                if matched[slot] {
-                    score += contribution[slot];
-                    matched[slot] = false;
                 }
             }
             if pruned {
                 continue;
             }
+            // Summed in query-term order, exactly as the exhaustive search sums them.
+            found.sort_unstable_by_key(|&(slot, _)| slot);
+            let score = found.iter().fold(0.0f32, |sum, &(_, v)| sum + v);
             // Rows arrive ascending, so a tie with the threshold ranks below every kept row.
             let hit = Hit {
                 score,
