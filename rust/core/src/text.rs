@@ -691,11 +691,13 @@ impl<'a> IndexParts<'a> {
             // with every other term, in a tight loop (the check below would prune them one by one).
             if let Some(theta) = threshold {
                 if first_essential + 1 == cursors.len() {
-                    let rest = prefix_bound[first_essential];
+                    // Skip while idf * tf * (k1 + 1) / (tf + norm) <= limit, without dividing.
+                    let limit = theta as f64 / (1.0 + BOUND_SLACK) - prefix_bound[first_essential];
                     let c = &mut cursors[first_essential];
+                    let weight = c.idf as f64 * k1p1 as f64;
                     while let Some(&d) = c.docs.get(c.pos) {
-                        let v = term_score(c.idf, c.tfs[c.pos], self.doc_norm[d as usize], k1p1);
-                        if bound(v as f64 + rest) > theta as f64 {
+                        let tf = c.tfs[c.pos] as f64;
+                        if weight * tf > limit * (tf + self.doc_norm[d as usize] as f64) {
                             break;
                         }
                         c.pos += 1;
@@ -814,7 +816,15 @@ impl Cursor<'_> {
 
     /// Moves to the first posting with row >= `target` (galloping, then binary search).
     fn advance_to(&mut self, target: i32) {
-        if self.doc() >= target {
+        // Targets are usually a few postings ahead: look there before galloping.
+        let near = (self.pos + 8).min(self.docs.len());
+        while self.pos < near {
+            if self.docs[self.pos] >= target {
+                return;
+            }
+            self.pos += 1;
+        }
+        if self.pos == self.docs.len() {
             return;
         }
         let mut step = 1usize;
