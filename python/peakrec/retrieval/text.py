@@ -171,6 +171,9 @@ class TextIndex:
                 f"{meta_path}: expected format {INDEX_FORMAT!r} version {INDEX_FORMAT_VERSION}, "
                 f"got {meta.get('format')!r} version {meta.get('format_version')!r}"
             )
+        missing = {"k1", "b", "avg_doc_len"} - set(meta)
+        if missing:
+            raise BundleError(f"{meta_path}: missing {sorted(missing)}")
         if meta.get("analyzer") != ANALYZER:
             raise BundleError(
                 f"{meta_path}: index built by analyzer {meta.get('analyzer')!r}, not {ANALYZER!r}"
