@@ -263,6 +263,27 @@ def test_pruned_top_n_equals_exhaustive_top_n(titles, query, top_n, k1, b):
     assert len(rows) == min(top_n, int((expected > 0).sum()))
 
 
+def test_pruned_equals_exhaustive_on_a_corpus_with_many_blocks_per_term():
+    # Zipf-distributed words over 6,000 titles: common terms span dozens of 128-posting blocks.
+    rng = np.random.default_rng(7)
+    words = np.array([f"w{i}" for i in range(300)] + [chr(0x4E00 + i) for i in range(60)])
+    p = 1.0 / np.arange(1, len(words) + 1)
+    picks = rng.choice(len(words), size=(6000, 8), p=p / p.sum())
+    lengths = rng.integers(1, 9, size=6000)
+    titles = [
+        "".join(words[row[:n]]) if n % 3 == 0 else " ".join(words[row[:n]])
+        for row, n in zip(picks, lengths, strict=True)
+    ]
+    index = TextIndex.build(titles, k1=1.2, b=0.75)
+    for q in range(150):
+        query = " ".join(words[rng.choice(len(words), size=1 + q % 4, p=p / p.sum())])
+        for top_n in (1, 10, 100):
+            rows, scores = index.search(query, top_n)
+            all_rows, all_scores = index.search(query, top_n, exhaustive=True)
+            np.testing.assert_array_equal(rows, all_rows)
+            np.testing.assert_array_equal(scores, all_scores)
+
+
 # --- save / load ----------------------------------------------------------------------------------
 
 
