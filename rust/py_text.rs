@@ -86,9 +86,12 @@ fn text_build<'py>(
     arrays.set_item("postings_docs", data.postings_docs.into_pyarray(py))?;
     arrays.set_item("postings_tf", data.postings_tf.into_pyarray(py))?;
     arrays.set_item("doc_len", data.doc_len.into_pyarray(py))?;
+    arrays.set_item("doc_row", data.doc_row.into_pyarray(py))?;
     arrays.set_item("doc_norm", data.doc_norm.into_pyarray(py))?;
     arrays.set_item("term_idf", data.term_idf.into_pyarray(py))?;
     arrays.set_item("term_max_score", data.term_max_score.into_pyarray(py))?;
+    arrays.set_item("block_indptr", data.block_indptr.into_pyarray(py))?;
+    arrays.set_item("block_max_score", data.block_max_score.into_pyarray(py))?;
     Ok((arrays, data.avg_doc_len))
 }
 
@@ -100,9 +103,12 @@ pub struct TextIndexCore {
     postings_indptr: Py<PyArray1<i64>>,
     postings_docs: Py<PyArray1<i32>>,
     postings_tf: Py<PyArray1<u16>>,
+    doc_row: Py<PyArray1<i32>>,
     doc_norm: Py<PyArray1<f32>>,
     term_idf: Py<PyArray1<f32>>,
     term_max_score: Py<PyArray1<f32>>,
+    block_indptr: Py<PyArray1<i64>>,
+    block_max_score: Py<PyArray1<f32>>,
     k1: f32,
 }
 
@@ -118,18 +124,24 @@ impl TextIndexCore {
         let postings_indptr = self.postings_indptr.bind(py).try_readonly()?;
         let postings_docs = self.postings_docs.bind(py).try_readonly()?;
         let postings_tf = self.postings_tf.bind(py).try_readonly()?;
+        let doc_row = self.doc_row.bind(py).try_readonly()?;
         let doc_norm = self.doc_norm.bind(py).try_readonly()?;
         let term_idf = self.term_idf.bind(py).try_readonly()?;
         let term_max_score = self.term_max_score.bind(py).try_readonly()?;
+        let block_indptr = self.block_indptr.bind(py).try_readonly()?;
+        let block_max_score = self.block_max_score.bind(py).try_readonly()?;
         let parts = IndexParts {
             vocab_bytes: vocab_bytes.as_slice()?,
             vocab_offsets: vocab_offsets.as_slice()?,
             postings_indptr: postings_indptr.as_slice()?,
             postings_docs: postings_docs.as_slice()?,
             postings_tf: postings_tf.as_slice()?,
+            doc_row: doc_row.as_slice()?,
             doc_norm: doc_norm.as_slice()?,
             term_idf: term_idf.as_slice()?,
             term_max_score: term_max_score.as_slice()?,
+            block_indptr: block_indptr.as_slice()?,
+            block_max_score: block_max_score.as_slice()?,
             k1: self.k1,
         };
         Ok(py.detach(|| work(parts)))
@@ -148,7 +160,8 @@ impl TextIndexCore {
     /// every posting (O(postings)).
     #[new]
     #[pyo3(signature = (vocab_bytes, vocab_offsets, postings_indptr, postings_docs, postings_tf,
-                        doc_norm, term_idf, term_max_score, k1, verify=false))]
+                        doc_row, doc_norm, term_idf, term_max_score, block_indptr,
+                        block_max_score, k1, verify=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -157,9 +170,12 @@ impl TextIndexCore {
         postings_indptr: Py<PyArray1<i64>>,
         postings_docs: Py<PyArray1<i32>>,
         postings_tf: Py<PyArray1<u16>>,
+        doc_row: Py<PyArray1<i32>>,
         doc_norm: Py<PyArray1<f32>>,
         term_idf: Py<PyArray1<f32>>,
         term_max_score: Py<PyArray1<f32>>,
+        block_indptr: Py<PyArray1<i64>>,
+        block_max_score: Py<PyArray1<f32>>,
         k1: f32,
         verify: bool,
     ) -> PyResult<Self> {
@@ -169,9 +185,12 @@ impl TextIndexCore {
             postings_indptr,
             postings_docs,
             postings_tf,
+            doc_row,
             doc_norm,
             term_idf,
             term_max_score,
+            block_indptr,
+            block_max_score,
             k1,
         };
         index

@@ -263,6 +263,27 @@ def test_pruned_top_n_equals_exhaustive_top_n(titles, query, top_n, k1, b):
     assert len(rows) == min(top_n, int((expected > 0).sum()))
 
 
+def test_pruned_equals_exhaustive_on_a_corpus_with_many_blocks_per_term():
+    # Zipf-distributed words over 6,000 titles: common terms span dozens of 128-posting blocks.
+    rng = np.random.default_rng(7)
+    words = np.array([f"w{i}" for i in range(300)] + [chr(0x4E00 + i) for i in range(60)])
+    p = 1.0 / np.arange(1, len(words) + 1)
+    picks = rng.choice(len(words), size=(6000, 8), p=p / p.sum())
+    lengths = rng.integers(1, 9, size=6000)
+    titles = [
+        "".join(words[row[:n]]) if n % 3 == 0 else " ".join(words[row[:n]])
+        for row, n in zip(picks, lengths, strict=True)
+    ]
+    index = TextIndex.build(titles, k1=1.2, b=0.75)
+    for q in range(150):
+        query = " ".join(words[rng.choice(len(words), size=1 + q % 4, p=p / p.sum())])
+        for top_n in (1, 10, 100):
+            rows, scores = index.search(query, top_n)
+            all_rows, all_scores = index.search(query, top_n, exhaustive=True)
+            np.testing.assert_array_equal(rows, all_rows)
+            np.testing.assert_array_equal(scores, all_scores)
+
+
 # --- save / load ----------------------------------------------------------------------------------
 
 
@@ -304,6 +325,25 @@ def test_verify_finds_postings_out_of_order(index, tmp_path):
     TextIndex.load(tmp_path / "text")  # O(terms) checks pass
     with pytest.raises(BundleError, match="out of order"):
         TextIndex.load(tmp_path / "text", verify=True)
+
+
+def test_verify_finds_a_doc_row_that_is_not_a_permutation(index, tmp_path):
+    index.save(tmp_path / "text")
+    doc_row = np.array(index.arrays["doc_row"])
+    doc_row[0] = doc_row[1]
+    np.save(tmp_path / "text" / "doc_row.npy", doc_row)
+    with pytest.raises(BundleError, match="doc_row"):
+        TextIndex.load(tmp_path / "text", verify=True)
+
+
+def test_concurrent_searches_from_threads_agree(index):
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["连衣裙 red dress", "ＮＩＫＥ 跑鞋", "夏", "brand:nike", "dress"] * 40
+    expected = [index.search(q, 5)[0].tolist() for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: index.search(q, 5)[0].tolist(), queries))
+    assert got == expected
 
 
 # --- bad input ------------------------------------------------------------------------------------

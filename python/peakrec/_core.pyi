@@ -62,9 +62,12 @@ class TextIndexCore:
         postings_indptr: npt.NDArray[np.int64],
         postings_docs: npt.NDArray[np.int32],
         postings_tf: npt.NDArray[np.uint16],
+        doc_row: npt.NDArray[np.int32],
         doc_norm: npt.NDArray[np.float32],
         term_idf: npt.NDArray[np.float32],
         term_max_score: npt.NDArray[np.float32],
+        block_indptr: npt.NDArray[np.int64],
+        block_max_score: npt.NDArray[np.float32],
         k1: float,
         verify: bool = False,
     ) -> None: ...

@@ -34,9 +34,12 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "postings_docs": np.dtype(np.int32),
     "postings_tf": np.dtype(np.uint16),
     "doc_len": np.dtype(np.uint32),
+    "doc_row": np.dtype(np.int32),
     "doc_norm": np.dtype(np.float32),
     "term_idf": np.dtype(np.float32),
     "term_max_score": np.dtype(np.float32),
+    "block_indptr": np.dtype(np.int64),
+    "block_max_score": np.dtype(np.float32),
 }
 _SEARCH_ARRAYS = (
     "vocab_bytes",
@@ -44,9 +47,12 @@ _SEARCH_ARRAYS = (
     "postings_indptr",
     "postings_docs",
     "postings_tf",
+    "doc_row",
     "doc_norm",
     "term_idf",
     "term_max_score",
+    "block_indptr",
+    "block_max_score",
 )
 
 
@@ -92,11 +98,14 @@ def analyze_documents(
 class TextIndex:
     """A BM25 index over item rows ``0..n_docs``, searched in Rust with MaxScore pruning.
 
-    Arrays (see ``ARRAY_DTYPES``): vocabulary as one UTF-8 blob ``vocab_bytes`` with
-    ``vocab_offsets`` [n_terms + 1] (terms sorted, looked up by binary search); CSR postings
-    ``postings_indptr`` [n_terms + 1], ``postings_docs`` int32 and ``postings_tf`` uint16
-    [n_postings] (rows ascending per term); ``doc_len`` uint32 and ``doc_norm`` float32 [n_docs]
-    (``k1 * (1 - b + b * dl / avgdl)``); ``term_idf`` and ``term_max_score`` float32 [n_terms].
+    Arrays (see ``ARRAY_DTYPES`` and docs/search.md): vocabulary as one UTF-8 blob
+    ``vocab_bytes`` with ``vocab_offsets`` [n_terms + 1] (terms sorted, looked up by binary search);
+    CSR postings ``postings_indptr`` [n_terms + 1], ``postings_docs`` int32 and ``postings_tf``
+    uint16 [n_postings] holding internal document ids (documents numbered shortest first),
+    ascending per term; ``doc_row`` int32 [n_docs] (internal id -> item row), ``doc_norm`` float32
+    [n_docs] by internal id, ``doc_len`` uint32 [n_docs] by row; ``term_idf`` and
+    ``term_max_score`` float32 [n_terms]; ``block_indptr`` [n_terms + 1] and ``block_max_score``
+    float32 [n_blocks], the best contribution in each block of 128 postings.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], *, verify: bool = False) -> None:
@@ -171,6 +180,9 @@ class TextIndex:
                 f"{meta_path}: expected format {INDEX_FORMAT!r} version {INDEX_FORMAT_VERSION}, "
                 f"got {meta.get('format')!r} version {meta.get('format_version')!r}"
             )
+        missing = {"k1", "b", "avg_doc_len"} - set(meta)
+        if missing:
+            raise BundleError(f"{meta_path}: missing {sorted(missing)}")
         if meta.get("analyzer") != ANALYZER:
             raise BundleError(
                 f"{meta_path}: index built by analyzer {meta.get('analyzer')!r}, not {ANALYZER!r}"
@@ -234,8 +246,8 @@ def fit_token_table(
     categories: Sequence[str] | None = None,
     alpha: float = 1.0,
     alternate_sign: bool = True,
-    max_iter: int = 200,
-    tol: float = 1e-6,
+    max_iter: int = 100,
+    tol: float = 1e-4,
     n_threads: int | None = None,
 ) -> np.ndarray:
     """Fits a hashed-token table ``float32[n_features, d]`` mapping item tokens to item vectors.
@@ -246,7 +258,8 @@ def fit_token_table(
     The table solves the ridge least squares ``min ||A @ table - item_vectors||^2 + alpha * ||table||^2`` by
     conjugate gradients on the normal equations (CGLS), all ``d`` columns at once; it stops when
     every column's normal-equation residual falls below ``tol`` times its start, or at ``max_iter``.
-    ``item_vectors`` is ``float[n, d]`` row-aligned with ``titles``. Memory: about 3 * n * d float64.
+    ``item_vectors`` is ``float[n, d]`` row-aligned with ``titles``. Memory: about 3 * n * d float64;
+    time: two sparse products ``[n, n_features] x [n_features, d]`` per iteration.
     """
     import scipy.sparse as sp
 
@@ -262,6 +275,8 @@ def fit_token_table(
         raise InvalidInputError("titles is empty; nothing to fit")
     if not alpha >= 0:
         raise InvalidInputError(f"alpha must be >= 0, got {alpha}")
+    if max_iter < 1:
+        raise InvalidInputError(f"max_iter must be at least 1, got {max_iter}")
     if not np.all(np.isfinite(vectors)):
         raise InvalidInputError("item_vectors contains NaN or infinite values")
     hasher = FeatureHasher(
