@@ -432,7 +432,10 @@ def _write_records(path: Path, records: list[dict[str, Any]], fmt: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(records), path.with_suffix(".parquet"))
+        # from_pylist takes its columns from the first record: give every record every key.
+        keys = list(dict.fromkeys(k for rec in records for k in rec))
+        rows = [{k: rec.get(k) for k in keys} for rec in records]
+        pq.write_table(pa.Table.from_pylist(rows), path.with_suffix(".parquet"))
         return
     with open(path.with_suffix(".jsonl"), "w", encoding="utf-8") as f:
         for rec in records:
