@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from peakrec.catalog.demo_data import DemoSpec, generate
 
 SMALL = DemoSpec(items=2000, users=400, dim=16, seed=7)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import peakrec
 import pytest
 from conftest import demo_inputs
-
-import peakrec
 from peakrec.bundle import build as build_module
 from peakrec.bundle.coldstart import mean_pooling_matrix, user_features
 from peakrec.catalog.regions import REGION_CODES
@@ -48,7 +47,11 @@ def test_round_trip_items(built, demo_dir):
     assert [b.vocab["brands"][k] for k in b.items.brand] == [i["brand"] for i in items]
     assert [b.vocab["categories"][k] for k in b.items.category] == [i["category"] for i in items]
     for row in (0, 3, 17, len(items) - 1):
-        bits = {REGION_CODES[r] for r in range(len(REGION_CODES)) if (int(b.items.regions[row, r // 64]) >> (r % 64)) & 1}
+        bits = {
+            REGION_CODES[r]
+            for r in range(len(REGION_CODES))
+            if (int(b.items.regions[row, r // 64]) >> (r % 64)) & 1
+        }
         assert bits == set(expand_regions(items[row]["regions"]))
         ids = {b.vocab["campaigns"][c]["id"] for c in range(64) if (int(b.items.campaigns[row]) >> c) & 1}
         assert ids == set(items[row]["campaigns"])
@@ -71,8 +74,13 @@ def test_round_trip_users(built, demo_dir):
         assert segs == set(u["segments"])
         assert b.vocab["lifecycle"][b.users.lifecycle[row]] == u["lifecycle"]
         feats = b.users.features[b.users.features_indptr[row] : b.users.features_indptr[row + 1]].tolist()
-        assert feats == user_features(u["region"], u["segments"], u["lifecycle"], u["memberships"],
-                                      [f"{k}={v}" for k, v in u["features"].items()])  # fmt: skip
+        assert feats == user_features(
+            u["region"],
+            u["segments"],
+            u["lifecycle"],
+            u["memberships"],
+            [f"{k}={v}" for k, v in u["features"].items()],
+        )
 
 
 def test_id_lookups(built):
@@ -146,21 +154,26 @@ def test_killed_build_leftovers_are_swept(demo_dir, tmp_path):
 
 
 def test_recall_in_manifest_matches_numpy_oracle(demo_dir, tmp_path):
-    bundle = peakrec.build_bundle(**demo_inputs(demo_dir), out=tmp_path, index_factory="IVF32,Flat",
-                                  progress=False)  # fmt: skip
+    bundle = peakrec.build_bundle(
+        **demo_inputs(demo_dir), out=tmp_path, index_factory="IVF32,Flat", progress=False
+    )
     b = peakrec.load_bundle(bundle)
     recall = b.manifest["recall"]
     assert b.manifest["index"]["factory"] == "IVF32,Flat"
     nprobe = b.manifest["index"]["search_params"]["nprobe"]
     # Oracle: the same seeded sample of users with vectors, exact top-k by numpy in float64.
     warm = np.asarray(b.users.vectors)[b.users.has_vector.astype(bool)]
-    sample = np.sort(np.random.default_rng(0).choice(len(warm), size=min(recall["queries"], len(warm)), replace=False))
+    sample = np.sort(
+        np.random.default_rng(0).choice(len(warm), size=min(recall["queries"], len(warm)), replace=False)
+    )
     xq = warm[sample]
     scores = xq.astype(np.float64) @ np.asarray(b.items.vectors, np.float64).T
     exact = np.argsort(-scores, axis=1, kind="stable")[:, : recall["k"]]
     faiss.extract_index_ivf(b.index).nprobe = nprobe
     _, approx = b.index.search(np.ascontiguousarray(xq), recall["k"])
-    oracle = np.mean([len(set(a) & set(e)) / recall["k"] for a, e in zip(approx.tolist(), exact.tolist())])
+    oracle = np.mean(
+        [len(set(a) & set(e)) / recall["k"] for a, e in zip(approx.tolist(), exact.tolist(), strict=True)]
+    )
     assert recall["recall_at_k"] == pytest.approx(oracle, abs=2e-3)
     assert recall["recall_at_k"] >= recall["target"]
 
@@ -170,8 +183,9 @@ def test_min_recall_failure_publishes_nothing(demo_dir, tmp_path):
     config.write_text((demo_dir / "build.toml").read_text() + "\n[index]\ntarget_recall = 0.0\n")
     inputs = {**demo_inputs(demo_dir), "config": config}
     with pytest.raises(BundleError, match="below --min-recall"):
-        peakrec.build_bundle(**inputs, out=tmp_path / "b", index_factory="IVF32,Flat", min_recall=0.999,
-                             progress=False)  # fmt: skip
+        peakrec.build_bundle(
+            **inputs, out=tmp_path / "b", index_factory="IVF32,Flat", min_recall=0.999, progress=False
+        )
     assert not (tmp_path / "b").exists() or list((tmp_path / "b").iterdir()) == []
 
 
@@ -179,8 +193,15 @@ def test_cold_start_table_pools_like_the_hasher_and_beats_the_mean(built):
     b = peakrec.load_bundle(built)
     cs = b.manifest["coldstart"]
     assert (cs["n_features"], cs["input_type"], cs["alternate_sign"], cs["pooling"]) == (
-        b.coldstart_table.shape[0], "string", True, "mean")
-    rows = [b.users.features[b.users.features_indptr[i] : b.users.features_indptr[i + 1]].tolist() for i in range(50)]
+        b.coldstart_table.shape[0],
+        "string",
+        True,
+        "mean",
+    )
+    rows = [
+        b.users.features[b.users.features_indptr[i] : b.users.features_indptr[i + 1]].tolist()
+        for i in range(50)
+    ]
     hasher = FeatureHasher(cs["n_features"], input_type="string", alternate_sign=True)
     table = np.ascontiguousarray(b.coldstart_table)
     pooled = hasher.pool(rows, table, mode="mean")
@@ -193,17 +214,27 @@ def test_region_popular_matches_brute_force(built):
     b = peakrec.load_bundle(built)
     for code in ("BR", "CN-ZJ", "AQ"):
         r = b.region_index(code)
-        sellable = [i for i in range(len(b.items.ids))
-                    if (int(b.items.regions[i, r // 64]) >> (r % 64)) & 1 and b.items.stock[i] > 0]  # fmt: skip
-        expected = sorted(sellable, key=lambda i: (-float(b.items.popularity[i]), i))[: b.region_popular.shape[1]]
+        sellable = [
+            i
+            for i in range(len(b.items.ids))
+            if (int(b.items.regions[i, r // 64]) >> (r % 64)) & 1 and b.items.stock[i] > 0
+        ]
+        expected = sorted(sellable, key=lambda i: (-float(b.items.popularity[i]), i))[
+            : b.region_popular.shape[1]
+        ]
         got = [int(x) for x in b.region_popular[r] if x >= 0]
         assert got == expected, code
 
 
 def test_config_overrides_from_build_toml(demo_dir, tmp_path):
     config = tmp_path / "build.toml"
-    config.write_text('[ranking]\nnew_item_boost = 0.4\nmax_per_brand = 2\n[ranking.lifecycle_weights.loyalty]\nrelevance = 0.6\n')
-    bundle = peakrec.build_bundle(**{**demo_inputs(demo_dir), "config": config}, out=tmp_path / "b", progress=False)
+    config.write_text(
+        "[ranking]\nnew_item_boost = 0.4\nmax_per_brand = 2\n"
+        "[ranking.lifecycle_weights.loyalty]\nrelevance = 0.6\n"
+    )
+    bundle = peakrec.build_bundle(
+        **{**demo_inputs(demo_dir), "config": config}, out=tmp_path / "b", progress=False
+    )
     cfg = peakrec.load_bundle(bundle).config
     assert cfg["ranking"]["new_item_boost"] == 0.4 and cfg["ranking"]["max_per_brand"] == 2
     assert cfg["ranking"]["lifecycle_weights"]["loyalty"]["relevance"] == 0.6

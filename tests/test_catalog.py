@@ -10,15 +10,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import SMALL
-
 from peakrec.catalog.demo_data import DemoSpec, generate
 from peakrec.catalog.readers import read_items, read_users
 from peakrec.catalog.regions import CN_PROVINCES, REGION_CODES
 from peakrec.catalog.schema import expand_regions
 from peakrec.errors import InvalidInputError
 
-DEMO_FILES = ("items.jsonl", "users.jsonl", "item_vectors.npy", "user_vectors.npy", "heldout.jsonl",
-              "queries.jsonl", "build.toml")  # fmt: skip
+DEMO_FILES = (
+    "items.jsonl",
+    "users.jsonl",
+    "item_vectors.npy",
+    "user_vectors.npy",
+    "heldout.jsonl",
+    "queries.jsonl",
+    "build.toml",
+)
 
 
 def _jsonl(path):
@@ -74,7 +80,9 @@ def test_demo_has_the_shoppers_the_demo_shows(demo_dir):
 
 def test_demo_items_are_bilingual_and_varied(demo_dir):
     items = _jsonl(demo_dir / "items.jsonl")
-    assert all(re.search(r"[\u4e00-\u9fff]", i["title"]) and re.search(r"[A-Za-z]", i["title"]) for i in items)
+    assert all(
+        re.search(r"[\u4e00-\u9fff]", i["title"]) and re.search(r"[A-Za-z]", i["title"]) for i in items
+    )
     assert any(i["category"] == "服饰>女装>连衣裙" for i in items)
     assert any("presale_start" in i for i in items) and any(i["member_only"] for i in items)
     assert any(i["regions"] == ["*"] for i in items) and any(i["stock"] == 0 for i in items)
@@ -110,11 +118,27 @@ def test_queries_name_their_targets(demo_dir):
 def test_parquet_and_jsonl_read_the_same(demo_dir, tmp_path):
     records = _jsonl(demo_dir / "items.jsonl")
     keys = list(dict.fromkeys(k for rec in records for k in rec))
-    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records]), tmp_path / "items.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records]), tmp_path / "items.parquet"
+    )
     a = read_items(demo_dir / "items.jsonl", demo_dir / "item_vectors.npy")
     b = read_items(tmp_path / "items.parquet", demo_dir / "item_vectors.npy")
-    for name in ("item_id", "title", "brand", "category", "price", "stock", "regions", "launch_ts",
-                 "presale_start", "presale_end", "member_only", "campaigns", "tags", "popularity"):  # fmt: skip
+    for name in (
+        "item_id",
+        "title",
+        "brand",
+        "category",
+        "price",
+        "stock",
+        "regions",
+        "launch_ts",
+        "presale_start",
+        "presale_end",
+        "member_only",
+        "campaigns",
+        "tags",
+        "popularity",
+    ):
         assert getattr(a, name) == getattr(b, name), name
     np.testing.assert_array_equal(a.vectors, b.vectors)
 
@@ -122,7 +146,7 @@ def test_parquet_and_jsonl_read_the_same(demo_dir, tmp_path):
 def test_embedding_field_equals_npy_rows(demo_dir, tmp_path):
     vectors = np.load(demo_dir / "item_vectors.npy")
     with open(tmp_path / "items.jsonl", "w", encoding="utf-8") as f:
-        for rec, v in zip(_jsonl(demo_dir / "items.jsonl"), vectors):
+        for rec, v in zip(_jsonl(demo_dir / "items.jsonl"), vectors, strict=True):
             f.write(json.dumps({**rec, "embedding": v.tolist()}, ensure_ascii=False) + "\n")
     table = read_items(tmp_path / "items.jsonl")
     np.testing.assert_array_equal(table.vectors, vectors)
@@ -137,9 +161,19 @@ def test_users_cold_when_vector_row_is_zero(demo_dir):
 
 def test_dates_are_parsed_as_utc(tmp_path):
     path = tmp_path / "items.jsonl"
-    rec = {"item_id": "A", "title": "t", "brand": "b", "category": "a>b", "price": 1, "stock": 1,
-           "regions": ["CN"], "launch_date": "2026-11-01", "presale_start": "2026-11-01T08:00:00+08:00",
-           "presale_end": "2026-11-02T00:00:00Z", "embedding": [1.0, 0.0]}  # fmt: skip
+    rec = {
+        "item_id": "A",
+        "title": "t",
+        "brand": "b",
+        "category": "a>b",
+        "price": 1,
+        "stock": 1,
+        "regions": ["CN"],
+        "launch_date": "2026-11-01",
+        "presale_start": "2026-11-01T08:00:00+08:00",
+        "presale_end": "2026-11-02T00:00:00Z",
+        "embedding": [1.0, 0.0],
+    }
     path.write_text(json.dumps(rec) + "\n")
     t = read_items(path)
     assert t.launch_ts == [1793491200]  # 2026-11-01T00:00Z
@@ -148,7 +182,9 @@ def test_dates_are_parsed_as_utc(tmp_path):
 
 def test_feature_dict_becomes_key_value_strings(tmp_path):
     path = tmp_path / "users.jsonl"
-    path.write_text(json.dumps({"user_id": "u", "region": "BR", "features": {"device": "ios", "vip": True}}) + "\n")
+    path.write_text(
+        json.dumps({"user_id": "u", "region": "BR", "features": {"device": "ios", "vip": True}}) + "\n"
+    )
     assert read_users(path).features == [["device=ios", "vip=true"]]
 
 

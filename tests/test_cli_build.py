@@ -7,21 +7,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from peakrec.cli import main
 
 
 def _item(i: int, **over) -> dict:
-    rec = {"item_id": f"A{i}", "title": f"Nike 女款 跑步鞋 Air Zoom running shoes {i}", "brand": "Nike",
-           "category": "运动户外>跑步鞋", "price": 599.0, "stock": 5, "regions": ["CN", "BR"],
-           "launch_date": "2026-11-01", "embedding": [1.0, float(i), 0.5]}  # fmt: skip
+    rec = {
+        "item_id": f"A{i}",
+        "title": f"Nike 女款 跑步鞋 Air Zoom running shoes {i}",
+        "brand": "Nike",
+        "category": "运动户外>跑步鞋",
+        "price": 599.0,
+        "stock": 5,
+        "regions": ["CN", "BR"],
+        "launch_date": "2026-11-01",
+        "embedding": [1.0, float(i), 0.5],
+    }
     rec.update(over)
     return rec
 
 
 def _user(i: int, **over) -> dict:
-    rec = {"user_id": f"u{i}", "region": "CN-ZJ", "segments": ["brand-loyalist"], "memberships": ["Nike"],
-           "purchased": ["A1"], "features": {"device": "ios"}, "embedding": [0.1, 0.2, float(i)]}  # fmt: skip
+    rec = {
+        "user_id": f"u{i}",
+        "region": "CN-ZJ",
+        "segments": ["brand-loyalist"],
+        "memberships": ["Nike"],
+        "purchased": ["A1"],
+        "features": {"device": "ios"},
+        "embedding": [0.1, 0.2, float(i)],
+    }
     rec.update(over)
     return rec
 
@@ -36,17 +50,58 @@ def _write(path: Path, records: list) -> Path:
 def _build(tmp_path: Path, items: list, users: list | None = None, *extra: str) -> int:
     _write(tmp_path / "items.jsonl", items)
     _write(tmp_path / "users.jsonl", users if users is not None else [_user(i) for i in range(3)])
-    return main(["build", "--items", str(tmp_path / "items.jsonl"), "--users", str(tmp_path / "users.jsonl"),
-                 "--out", str(tmp_path / "bundles"), "--quiet", *extra])  # fmt: skip
+    return main(
+        [
+            "build",
+            "--items",
+            str(tmp_path / "items.jsonl"),
+            "--users",
+            str(tmp_path / "users.jsonl"),
+            "--out",
+            str(tmp_path / "bundles"),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_demo_data_build_inspect(tmp_path, capsys):
     demo, bundles = tmp_path / "demo", tmp_path / "bundles"
-    assert main(["demo-data", "--items", "1500", "--users", "300", "--dim", "16", "--seed", "5", "--out", str(demo)]) == 0
+    assert (
+        main(
+            [
+                "demo-data",
+                "--items",
+                "1500",
+                "--users",
+                "300",
+                "--dim",
+                "16",
+                "--seed",
+                "5",
+                "--out",
+                str(demo),
+            ]
+        )
+        == 0
+    )
     assert "1500 items, 300 users" in capsys.readouterr().out
-    args = ["build", "--items", str(demo / "items.jsonl"), "--users", str(demo / "users.jsonl"),
-            "--item-vectors", str(demo / "item_vectors.npy"), "--user-vectors", str(demo / "user_vectors.npy"),
-            "--config", str(demo / "build.toml"), "--out", str(bundles), "--quiet"]  # fmt: skip
+    args = [
+        "build",
+        "--items",
+        str(demo / "items.jsonl"),
+        "--users",
+        str(demo / "users.jsonl"),
+        "--item-vectors",
+        str(demo / "item_vectors.npy"),
+        "--user-vectors",
+        str(demo / "user_vectors.npy"),
+        "--config",
+        str(demo / "build.toml"),
+        "--out",
+        str(bundles),
+        "--quiet",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "items 1,500" in out and "recall@100 1.0000" in out and "CURRENT ->" in out
@@ -57,10 +112,43 @@ def test_demo_data_build_inspect(tmp_path, capsys):
 
 def test_demo_data_parquet_builds(tmp_path, capsys):
     demo = tmp_path / "demo"
-    assert main(["demo-data", "--items", "300", "--users", "50", "--dim", "8", "--format", "parquet", "--out", str(demo)]) == 0
-    assert main(["build", "--items", str(demo / "items.parquet"), "--users", str(demo / "users.parquet"),
-                 "--item-vectors", str(demo / "item_vectors.npy"), "--user-vectors", str(demo / "user_vectors.npy"),
-                 "--out", str(tmp_path / "b"), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "demo-data",
+                "--items",
+                "300",
+                "--users",
+                "50",
+                "--dim",
+                "8",
+                "--format",
+                "parquet",
+                "--out",
+                str(demo),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "build",
+                "--items",
+                str(demo / "items.parquet"),
+                "--users",
+                str(demo / "users.parquet"),
+                "--item-vectors",
+                str(demo / "item_vectors.npy"),
+                "--user-vectors",
+                str(demo / "user_vectors.npy"),
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_inspect_fails_on_a_flipped_byte(tmp_path, capsys):
@@ -79,22 +167,45 @@ def test_inspect_fails_on_a_flipped_byte(tmp_path, capsys):
 
 
 BAD_ITEMS = {
-    "duplicate id": ([_item(1), _item(2), _item(1)], 'items.jsonl line 3: item_id "A1" appears twice (first on line 1)'),
-    "missing field": ([_item(1), {k: v for k, v in _item(2).items() if k != "brand"}],
-                      'items.jsonl line 2: missing required field "brand"'),
-    "nan vector": ([_item(1), _item(2, embedding=[1.0, float("nan"), 0.0])],
-                   'items.jsonl line 2: field "embedding" has a NaN or infinite value'),
-    "inf vector": ([_item(1, embedding=[1.0, float("inf"), 0.0])],
-                   'items.jsonl line 1: field "embedding" has a NaN or infinite value'),
-    "wrong dimension": ([_item(1), _item(2), _item(3, embedding=[1.0, 2.0])],
-                        'items.jsonl line 3: field "embedding" has dimension 2, expected 3'),
-    "unknown region": ([_item(1), _item(2, regions=["CN", "XX"])], 'items.jsonl line 2: field "regions": unknown region code "XX"'),
-    "negative stock": ([_item(1, stock=-1)], 'items.jsonl line 1: field "stock" must not be negative, got -1'),
-    "negative price": ([_item(1), _item(2, price=-9.9)], 'items.jsonl line 2: field "price" must not be negative, got -9.9'),
-    "malformed json": ([_item(1), '{"item_id": "A2", "title": '], "items.jsonl line 2: malformed JSON: Expecting value"),
+    "duplicate id": (
+        [_item(1), _item(2), _item(1)],
+        'items.jsonl line 3: item_id "A1" appears twice (first on line 1)',
+    ),
+    "missing field": (
+        [_item(1), {k: v for k, v in _item(2).items() if k != "brand"}],
+        'items.jsonl line 2: missing required field "brand"',
+    ),
+    "nan vector": (
+        [_item(1), _item(2, embedding=[1.0, float("nan"), 0.0])],
+        'items.jsonl line 2: field "embedding" has a NaN or infinite value',
+    ),
+    "inf vector": (
+        [_item(1, embedding=[1.0, float("inf"), 0.0])],
+        'items.jsonl line 1: field "embedding" has a NaN or infinite value',
+    ),
+    "wrong dimension": (
+        [_item(1), _item(2), _item(3, embedding=[1.0, 2.0])],
+        'items.jsonl line 3: field "embedding" has dimension 2, expected 3',
+    ),
+    "unknown region": (
+        [_item(1), _item(2, regions=["CN", "XX"])],
+        'items.jsonl line 2: field "regions": unknown region code "XX"',
+    ),
+    "negative stock": (
+        [_item(1, stock=-1)],
+        'items.jsonl line 1: field "stock" must not be negative, got -1',
+    ),
+    "negative price": (
+        [_item(1), _item(2, price=-9.9)],
+        'items.jsonl line 2: field "price" must not be negative, got -9.9',
+    ),
+    "malformed json": (
+        [_item(1), '{"item_id": "A2", "title": '],
+        "items.jsonl line 2: malformed JSON: Expecting value",
+    ),
     "empty catalogue": ([], "items.jsonl: no items (empty catalogue)"),
     "not an object": (["[1, 2]"], "items.jsonl line 1: expected a JSON object"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_ITEMS))
@@ -122,13 +233,18 @@ def test_npy_nan_row(tmp_path, capsys):
     vectors = np.ones((5, 3), np.float32)
     vectors[3, 1] = np.nan
     np.save(tmp_path / "vectors.npy", vectors)
-    assert _build(tmp_path, [_item(i) for i in range(5)], None, "--item-vectors", str(tmp_path / "vectors.npy")) == 2
+    assert (
+        _build(tmp_path, [_item(i) for i in range(5)], None, "--item-vectors", str(tmp_path / "vectors.npy"))
+        == 2
+    )
     assert "vectors.npy row 3: NaN or infinite value in the vector" in capsys.readouterr().err
 
 
 def test_npy_wrong_dimension_for_users(tmp_path, capsys):
     np.save(tmp_path / "uv.npy", np.ones((3, 7), np.float32))
-    assert _build(tmp_path, [_item(i) for i in range(5)], None, "--user-vectors", str(tmp_path / "uv.npy")) == 2
+    assert (
+        _build(tmp_path, [_item(i) for i in range(5)], None, "--user-vectors", str(tmp_path / "uv.npy")) == 2
+    )
     assert "uv.npy: user embedding dimension 7 does not match items' 3" in capsys.readouterr().err
 
 

@@ -89,9 +89,13 @@ def build_bundle(
     with bar("recall check", total=1, unit="step") as p:
         warm_vectors = user_table.vectors[user_table.has_vector.astype(bool)]
         search_params, recall = tune_search(
-            index, item_table.vectors, warm_vectors, settings["index"]["target_recall"],
-            k=settings["index"]["recall_k"], n_queries=settings["index"]["recall_queries"],
-        )  # fmt: skip
+            index,
+            item_table.vectors,
+            warm_vectors,
+            settings["index"]["target_recall"],
+            k=settings["index"]["recall_k"],
+            n_queries=settings["index"]["recall_queries"],
+        )
         p.update(1)
     if min_recall is not None and recall["recall_at_k"] < min_recall:
         raise BundleError(
@@ -103,7 +107,10 @@ def build_bundle(
         warm = np.flatnonzero(user_table.has_vector)
         rows = [user_columns["_hashed"][i] for i in warm]
         fit = coldstart.fit_table(
-            rows, user_table.vectors[warm], settings["coldstart"]["n_features"], settings["coldstart"]["alpha"]
+            rows,
+            user_table.vectors[warm],
+            settings["coldstart"]["n_features"],
+            settings["coldstart"]["alpha"],
         )
         p.update(1)
     fallback = region_popular(
@@ -148,28 +155,36 @@ def build_bundle(
             "version": version,
             "created_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "counts": {
-                "items": len(item_table), "users": len(user_table),
+                "items": len(item_table),
+                "users": len(user_table),
                 "users_with_vector": int(user_table.has_vector.sum()),
-                "regions": len(vocab["regions"]), "brands": len(vocab["brands"]),
-                "categories": len(vocab["categories"]), "segments": len(vocab["segments"]),
-                "campaigns": len(vocab["campaigns"]), **dropped,
+                "regions": len(vocab["regions"]),
+                "brands": len(vocab["brands"]),
+                "categories": len(vocab["categories"]),
+                "segments": len(vocab["segments"]),
+                "campaigns": len(vocab["campaigns"]),
+                **dropped,
             },
             "dimension": dim,
             "metric": "inner_product",
             "index": {"factory": factory, "search_params": search_params, "ntotal": int(index.ntotal)},
             "recall": recall,
             "coldstart": {
-                "n_features": settings["coldstart"]["n_features"], "input_type": "string",
-                "alternate_sign": True, "pooling": "mean", "alpha": settings["coldstart"]["alpha"],
+                "n_features": settings["coldstart"]["n_features"],
+                "input_type": "string",
+                "alternate_sign": True,
+                "pooling": "mean",
+                "alpha": settings["coldstart"]["alpha"],
                 "features": ["region", "segment", "lifecycle", "member", "context key=value"],
                 **fit.stats,
             },
             "fallback": {"per_region": int(fallback.shape[1])},
-            "inputs": _inputs(items=items, users=users, item_vectors=item_vectors,
-                              user_vectors=user_vectors, config=config),
+            "inputs": _inputs(
+                items=items, users=users, item_vectors=item_vectors, user_vectors=user_vectors, config=config
+            ),
             "build": {"seconds": round(time.monotonic() - started, 1), "faiss": faiss.__version__},
             "files": files,
-        }  # fmt: skip
+        }
         write_json(tmp / MANIFEST, manifest)
         fsync_path(tmp)
         final = out / version
@@ -212,14 +227,22 @@ def measure_recall(
     k = min(k, len(vectors))
     _, exact = faiss.knn(xq, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
     _, approx = index.search(xq, k)
-    return {"k": int(k), "queries": int(len(xq)), "query_source": source,
-            "recall_at_k": round(recall_at_k(approx, exact), 4)}  # fmt: skip
+    return {
+        "k": int(k),
+        "queries": int(len(xq)),
+        "query_source": source,
+        "recall_at_k": round(recall_at_k(approx, exact), 4),
+    }
 
 
 def tune_search(
-    index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, target: float, k: int = 100,
+    index: faiss.Index,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    target: float,
+    k: int = 100,
     n_queries: int = 1000,
-) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Raises the search effort (IVF ``nprobe``, HNSW ``efSearch``) step by step until recall@k
     against exact search reaches ``target`` or the effort is maxed out; leaves the index set to it.
     Returns ``(search_params, recall)``."""
@@ -241,8 +264,13 @@ def tune_search(
         if recall >= target:
             break
     params = {name: int(getattr(obj, name))} if obj is not None else {}
-    return params, {"k": int(k), "queries": int(len(xq)), "query_source": source,
-                    "recall_at_k": round(recall, 4), "target": target}  # fmt: skip
+    return params, {
+        "k": int(k),
+        "queries": int(len(xq)),
+        "query_source": source,
+        "recall_at_k": round(recall, 4),
+        "target": target,
+    }
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -251,7 +279,9 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(hits.any(axis=2).sum(axis=1).mean() / exact.shape[1])
 
 
-def region_popular(regions: np.ndarray, popularity: np.ndarray, stock: np.ndarray, per_region: int) -> np.ndarray:
+def region_popular(
+    regions: np.ndarray, popularity: np.ndarray, stock: np.ndarray, per_region: int
+) -> np.ndarray:
     """int32 [R, K]: per region, in-stock item rows sellable there by popularity (desc), -1 padded."""
     n_regions = len(REGION_CODES)
     k = min(per_region, len(popularity))
@@ -275,10 +305,16 @@ def _vocab(items: ItemTable, users: UserTable, campaigns: list[dict[str, Any]], 
         if c["boost"] is None:
             c["boost"] = default_boost
     if len(all_campaigns) > MAX_CAMPAIGNS:
-        raise InvalidInputError(f"{items.where.name}: {len(all_campaigns)} campaigns, at most {MAX_CAMPAIGNS}")
-    segments = sorted({s for ss in users.segments for s in ss} | {s for c in all_campaigns for s in c["segments"]})
+        raise InvalidInputError(
+            f"{items.where.name}: {len(all_campaigns)} campaigns, at most {MAX_CAMPAIGNS}"
+        )
+    segments = sorted(
+        {s for ss in users.segments for s in ss} | {s for c in all_campaigns for s in c["segments"]}
+    )
     if len(segments) > MAX_SEGMENTS:
-        raise InvalidInputError(f"{users.where.name}: {len(segments)} audience segments, at most {MAX_SEGMENTS}")
+        raise InvalidInputError(
+            f"{users.where.name}: {len(segments)} audience segments, at most {MAX_SEGMENTS}"
+        )
     return {
         "regions": list(REGION_CODES),
         "brands": sorted(set(items.brand)),
@@ -370,10 +406,11 @@ def _user_columns(
     p_indptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(kept, out=p_indptr[1:])
     hashed = [
-        coldstart.user_features(users.region[i], users.segments[i], users.lifecycle[i],
-                                users.memberships[i], users.features[i])
+        coldstart.user_features(
+            users.region[i], users.segments[i], users.lifecycle[i], users.memberships[i], users.features[i]
+        )
         for i in range(m)
-    ]  # fmt: skip
+    ]
     f_indptr, f_flat = _csr(hashed, str)
     columns = {
         "ids": ids,
@@ -401,8 +438,9 @@ def _build_index(
     try:
         index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as err:
-        raise InvalidInputError(f'index factory "{factory}" is not valid for dimension {d}: '
-                                f"{str(err).strip().splitlines()[-1]}") from None  # fmt: skip
+        raise InvalidInputError(
+            f'index factory "{factory}" is not valid for dimension {d}: {str(err).strip().splitlines()[-1]}'
+        ) from None
     hnsw = _hnsw(index)
     if hnsw is not None:
         hnsw.efConstruction = params["hnsw_ef_construction"]

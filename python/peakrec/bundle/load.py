@@ -100,7 +100,8 @@ class Bundle:
 
     def __repr__(self) -> str:
         c = self.manifest["counts"]
-        return f"Bundle({self.version!r}, items={c['items']}, users={c['users']}, d={self.manifest['dimension']})"
+        d = self.manifest["dimension"]
+        return f"Bundle({self.version!r}, items={c['items']}, users={c['users']}, d={d})"
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
