@@ -145,6 +145,7 @@ def build_bundle(
         files = {}
         for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
             files[file.relative_to(tmp).as_posix()] = sha256_file(file)
+            fsync_path(file)  # ours are synced already; this covers files the text builder wrote
         for d in sorted({p for p in tmp.rglob("*") if p.is_dir()} | {tmp}, reverse=True):
             fsync_path(d)
         digest = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in files.items()).encode()).hexdigest()
