@@ -708,6 +708,7 @@ def _users(rng: np.random.Generator, latent: _Latent, m: int, cold_share: float)
             b = [br[0] for br in latent.brands].index(who["memberships"][0])
             leaf = latent.leaf_zh.index(who["taste"])
             personal[i] = _normalize(latent.category[leaf] + 0.8 * latent.brand[b])
+    effect -= effect.mean(axis=0)  # what sets users apart, not what all share
     taste = _normalize(0.75 * _normalize(effect) + 0.65 * personal)
     user_id = [who["user_id"] for who in named] + [f"u{i:07d}" for i in range(len(named), m)]
     return {
