@@ -1,8 +1,13 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
+from typing import TYPE_CHECKING
+
 from peakrec import errors
 from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
+
+if TYPE_CHECKING:
+    from peakrec.bundle.build import build_bundle
 
 __all__ = ["Bundle", "FeatureHasher", "build_bundle", "errors", "load_bundle"]
 __version__ = "0.1.0"
