@@ -1,7 +1,18 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
+from typing import Any
+
 from peakrec import errors
 from peakrec.features import FeatureHasher
 
-__all__ = ["FeatureHasher", "errors"]
+__all__ = ["Client", "FeatureHasher", "errors"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The gRPC client pulls in grpcio; import it only when asked for.
+    if name == "Client":
+        from peakrec.service.client import Client
+
+        return Client
+    raise AttributeError(f"module 'peakrec' has no attribute {name!r}")
