@@ -136,8 +136,8 @@ class SharedItemState:
         with _locked(self.state_dir):
             if not path.exists():
                 self._create(path)
-            self._file = open(path, "r+b")
-        self._map = mmap.mmap(self._file.fileno(), 0)
+            with open(path, "r+b") as f:  # the mapping keeps its own descriptor
+                self._map = mmap.mmap(f.fileno(), 0)
         header = np.frombuffer(self._map, dtype=np.uint64, count=4, offset=0)
         if self._map[:8] != MAGIC or int(header[1]) != self.n:
             raise InvalidInputError(f"{path}: not a state file for {self.n} items")
@@ -269,7 +269,3 @@ class SharedItemState:
             self._header[2], self._header[3] = seq, offset
             self._seq[0] = seq  # published last: other bundles' files catch up from here
         return seq
-
-    def close(self) -> None:
-        """Closes the file; the mapping goes when the last array over it (a request in flight) does."""
-        self._file.close()

@@ -137,8 +137,7 @@ class Worker:
             from peakrec.service import metrics
 
             if live is not None:
-                metrics.BUNDLE.labels(live.version).set(0)
-                live.items.close()
+                metrics.BUNDLE.labels(live.version).set(0)  # its mapping goes with the last request on it
             metrics.BUNDLE.labels(new.version).set(1)
             self.report()
             return new
