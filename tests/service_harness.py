@@ -28,7 +28,9 @@ def free_port() -> int:
 class Server:
     """``peakrec serve`` on 127.0.0.1 with fresh ports; ``start()`` returns once every worker serves."""
 
-    def __init__(self, bundles: Path, workers: int = 2, engine: str | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self, bundles: Path, workers: int = 2, engine: str | None = None, args: tuple[str, ...] = ()
+    ):
         self.bundles = bundles
         self.workers = workers
         self.engine = engine
@@ -80,7 +82,9 @@ class Server:
         while not ready.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"server did not start (exit {self.proc.returncode}):\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"server did not start (exit {self.proc.returncode}):\n{self.log.read_text()}"
+                )
         return self
 
     def stop(self, timeout: float = 20.0) -> int:

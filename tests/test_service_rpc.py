@@ -51,7 +51,9 @@ def test_storefront_returns_a_page_with_scores_reasons_and_details(server: Serve
 def test_search_and_similar_items_answer(server: Server):
     stub = server.stub()
     assert len(stub.Search(pb.SearchRequest(query="dress"), timeout=5).item_ids) == 20
-    similar = stub.SimilarItems(pb.SimilarItemsRequest(item_id="I0", page=pb.PageRequest(page_size=3)), timeout=5)
+    similar = stub.SimilarItems(
+        pb.SimilarItemsRequest(item_id="I0", page=pb.PageRequest(page_size=3)), timeout=5
+    )
     assert list(similar.item_ids) == ["I1", "I2", "I3"]
 
 
@@ -106,7 +108,11 @@ def test_admin_without_the_token_is_unauthenticated(server: Server):
     "request_, code, field",
     [
         (storefront(page_size=100_000), grpc.StatusCode.INVALID_ARGUMENT, "page.page_size"),
-        (pb.StorefrontRequest(shopper=pb.Shopper(region="XX")), grpc.StatusCode.INVALID_ARGUMENT, "shopper.region"),
+        (
+            pb.StorefrontRequest(shopper=pb.Shopper(region="XX")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "shopper.region",
+        ),
         (
             pb.StorefrontRequest(filters=pb.Filters(price_min=5, price_max=1)),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -154,14 +160,25 @@ def test_short_deadline_answers_degraded_not_deadline_exceeded(server: Server):
 
 def test_metrics_endpoint_sums_the_workers(server: Server):
     server.stub().Storefront(storefront(), timeout=5)
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+    )
     assert 'peakrec_requests_total{code="OK",method="Storefront"}' in text
     assert "peakrec_request_seconds_bucket" in text and "peakrec_stage_seconds_bucket" in text
-    assert 'peakrec_bundle_info{pid=' in text and 'version="v1"' in text
+    assert "peakrec_bundle_info{pid=" in text and 'version="v1"' in text
 
 
 def test_admin_on_a_public_address_needs_a_token(tmp_path: Path):
     write_bundle(tmp_path, "v1")
-    cmd = [sys.executable, "-m", "peakrec.cli", "serve", "--bundles", str(tmp_path), "--admin-host", "0.0.0.0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "peakrec.cli",
+        "serve",
+        "--bundles",
+        str(tmp_path),
+        "--admin-host",
+        "0.0.0.0",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--admin-token" in done.stderr

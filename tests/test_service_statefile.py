@@ -75,9 +75,14 @@ def test_unknown_item_rejects_the_whole_batch(bundles: Path, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "update, field",
-    [(ItemUpdate("I1", stock=-1), "updates[0].stock"), (ItemUpdate("I1", price=float("nan")), "updates[0].price")],
+    [
+        (ItemUpdate("I1", stock=-1), "updates[0].stock"),
+        (ItemUpdate("I1", price=float("nan")), "updates[0].price"),
+    ],
 )
-def test_bad_values_are_refused_naming_the_field(bundles: Path, tmp_path: Path, update: ItemUpdate, field: str):
+def test_bad_values_are_refused_naming_the_field(
+    bundles: Path, tmp_path: Path, update: ItemUpdate, field: str
+):
     statefile.prepare(tmp_path / "state")
     items = SharedItemState(tmp_path / "state", load_bundle(bundles / "v1"))
     with pytest.raises(InvalidInputError, match=field.replace("[", r"\[").replace("]", r"\]")):
