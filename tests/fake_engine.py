@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
 from peakrec.errors import BundleError, InvalidInputError, NotFoundError
 from peakrec.pipeline import types as t
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import grpc
-
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 

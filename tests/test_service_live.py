@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from fake_engine import write_bundle
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import peakrec
 import pytest
+from fake_engine import write_bundle
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-import peakrec
-from fake_engine import write_bundle
 from peakrec.pipeline.types import Shopper
 from peakrec.v1 import recommender_pb2 as pb
 from service_harness import Server, channel, storefront

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fake_engine import load_bundle, write_bundle
 from peakrec.errors import InvalidInputError, NotFoundError
 from peakrec.service import statefile
