@@ -13,7 +13,10 @@ pub struct Bitset {
 impl Bitset {
     /// An empty set over `len` rows.
     pub fn new(len: usize) -> Self {
-        Bitset { words: vec![0; len.div_ceil(64)], len }
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
     }
 
     /// A set built from whole words (bits past `len` must be zero).

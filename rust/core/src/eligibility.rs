@@ -43,7 +43,9 @@ impl ItemColumns<'_> {
             ("member_only", self.member_only.len()),
         ] {
             if len != n {
-                return Err(invalid(format!("items/{name} has {len} rows, items/brand has {n}")));
+                return Err(invalid(format!(
+                    "items/{name} has {len} rows, items/brand has {n}"
+                )));
             }
         }
         if self.region_words == 0 || self.regions.len() != n * self.region_words {
@@ -95,7 +97,10 @@ pub struct Eligibility<'a> {
 fn mask_allows(mask: Option<&[u8]>, index: i32) -> bool {
     match mask {
         None => true,
-        Some(m) => usize::try_from(index).ok().and_then(|i| m.get(i)).is_some_and(|&v| v != 0),
+        Some(m) => usize::try_from(index)
+            .ok()
+            .and_then(|i| m.get(i))
+            .is_some_and(|&v| v != 0),
     }
 }
 
@@ -103,15 +108,22 @@ impl<'a> Eligibility<'a> {
     pub fn new(items: ItemColumns<'a>, live: LiveState<'a>, rules: Rules<'a>) -> Result<Self> {
         items.check()?;
         let n = items.len();
-        for (name, len) in
-            [("stock", live.stock.len()), ("price", live.price.len()), ("available", live.available.len())]
-        {
+        for (name, len) in [
+            ("stock", live.stock.len()),
+            ("price", live.price.len()),
+            ("available", live.available.len()),
+        ] {
             if len != n {
-                return Err(invalid(format!("item state {name} has {len} rows, the bundle has {n} items")));
+                return Err(invalid(format!(
+                    "item state {name} has {len} rows, the bundle has {n} items"
+                )));
             }
         }
         if rules.region >= items.region_words * 64 {
-            return Err(invalid(format!("region index {} is out of range", rules.region)));
+            return Err(invalid(format!(
+                "region index {} is out of range",
+                rules.region
+            )));
         }
         if rules.price_min.is_nan() || rules.price_max.is_nan() {
             return Err(invalid("price range must not be NaN"));
@@ -154,7 +166,9 @@ impl<'a> Eligibility<'a> {
         if !mask_allows(r.brand_ok, brand) || !mask_allows(r.category_ok, it.category[row]) {
             return false;
         }
-        if it.member_only[row] != 0 && !(r.member_brands.is_some() && mask_allows(r.member_brands, brand)) {
+        if it.member_only[row] != 0
+            && !(r.member_brands.is_some() && mask_allows(r.member_brands, brand))
+        {
             return false;
         }
         let start = it.presale_start[row];
@@ -168,7 +182,9 @@ impl<'a> Eligibility<'a> {
 
     /// Is `row` eligible (`false` for rows out of range).
     pub fn contains(&self, row: i64) -> bool {
-        usize::try_from(row).ok().is_some_and(|i| i < self.len() && self.passes(i))
+        usize::try_from(row)
+            .ok()
+            .is_some_and(|i| i < self.len() && self.passes(i))
             && self.rules.excluded.binary_search(&row).is_err()
     }
 
@@ -207,7 +223,9 @@ impl<'a> Eligibility<'a> {
             return 0.0;
         }
         let samples = samples.clamp(1, n);
-        let hits = (0..samples).filter(|&s| self.contains((s * n / samples) as i64)).count();
+        let hits = (0..samples)
+            .filter(|&s| self.contains((s * n / samples) as i64))
+            .count();
         hits as f64 / samples as f64
     }
 }
@@ -270,7 +288,11 @@ mod tests {
             presale_end: &d.pend,
             member_only: &d.member_only,
         };
-        let live = LiveState { stock: &d.stock, price: &d.price, available: &d.available };
+        let live = LiveState {
+            stock: &d.stock,
+            price: &d.price,
+            available: &d.available,
+        };
         let e = Eligibility::new(items, live, r).unwrap();
         let rows = e.bitset().rows();
         let checked: Vec<i64> = (0..8).filter(|&r| e.contains(r)).collect();
@@ -296,10 +318,16 @@ mod tests {
     fn members_see_member_only_items_of_their_brand() {
         let d = data();
         let members = [0u8, 1, 0];
-        let r = Rules { member_brands: Some(&members), ..rules(0) };
+        let r = Rules {
+            member_brands: Some(&members),
+            ..rules(0)
+        };
         assert!(eligible(&d, r).contains(&3));
         let other = [1u8, 0, 0];
-        let r = Rules { member_brands: Some(&other), ..rules(0) };
+        let r = Rules {
+            member_brands: Some(&other),
+            ..rules(0)
+        };
         assert!(!eligible(&d, r).contains(&3));
     }
 
@@ -307,7 +335,12 @@ mod tests {
     fn brand_price_and_exclusions_restrict() {
         let d = data();
         let block2 = [1u8, 1, 0];
-        let r = Rules { brand_ok: Some(&block2), price_max: 20.0, excluded: &[0], ..rules(0) };
+        let r = Rules {
+            brand_ok: Some(&block2),
+            price_max: 20.0,
+            excluded: &[0],
+            ..rules(0)
+        };
         assert_eq!(eligible(&d, r), Vec::<i64>::new());
     }
 
@@ -324,8 +357,16 @@ mod tests {
             presale_end: &d.pend,
             member_only: &d.member_only,
         };
-        let live = LiveState { stock: &d.stock, price: &d.price, available: &d.available };
-        let r = Rules { price_min: 5.0, price_max: 1.0, ..rules(0) };
+        let live = LiveState {
+            stock: &d.stock,
+            price: &d.price,
+            available: &d.available,
+        };
+        let r = Rules {
+            price_min: 5.0,
+            price_max: 1.0,
+            ..rules(0)
+        };
         assert!(Eligibility::new(items, live, r).is_err());
     }
 }

@@ -72,7 +72,12 @@ struct Scored {
 
 #[inline]
 fn flag(mask: Option<&[u8]>, index: i32) -> bool {
-    mask.is_some_and(|m| usize::try_from(index).ok().and_then(|i| m.get(i)).is_some_and(|&v| v != 0))
+    mask.is_some_and(|m| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| m.get(i))
+            .is_some_and(|&v| v != 0)
+    })
 }
 
 /// Scores `rows` (with `relevance` and `sources` bits, row-aligned; duplicates merged, -1 ignored),
@@ -106,7 +111,9 @@ pub fn rank(
         ("popularity", cols.popularity.len()),
     ] {
         if len != n {
-            return Err(invalid(format!("items/{name} has {len} rows, items/brand has {n}")));
+            return Err(invalid(format!(
+                "items/{name} has {len} rows, items/brand has {n}"
+            )));
         }
     }
     if params.page_size == 0 {
@@ -118,7 +125,11 @@ pub fn rank(
     order.sort_unstable_by_key(|&i| rows[i as usize]);
     let mut pool: Vec<Scored> = Vec::with_capacity(rows.len());
     for &i in &order {
-        let (row, rel, src) = (rows[i as usize], relevance[i as usize], sources[i as usize] as u32);
+        let (row, rel, src) = (
+            rows[i as usize],
+            relevance[i as usize],
+            sources[i as usize] as u32,
+        );
         if row < 0 || row as usize >= n {
             continue;
         }
@@ -127,7 +138,14 @@ pub fn rank(
                 last.reasons |= src;
                 last.score = last.score.max(rel);
             }
-            _ => pool.push(Scored { row, score: rel, reasons: src, brand: 0, category: 0, new: false }),
+            _ => pool.push(Scored {
+                row,
+                score: rel,
+                reasons: src,
+                brand: 0,
+                category: 0,
+                new: false,
+            }),
         }
     }
     if let Some(e) = eligible {
@@ -138,7 +156,11 @@ pub fn rank(
         let r = s.row as usize;
         let brand = cols.brand[r];
         let category = cols.category[r];
-        let rel = if s.score.is_nan() { f32::NEG_INFINITY } else { s.score };
+        let rel = if s.score.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s.score
+        };
         let mut score = params.relevance * rel;
         let mut reasons = s.reasons;
         let pop = cols.popularity[r];
@@ -170,7 +192,14 @@ pub fn rank(
             score += params.considered_boost;
             reasons |= REASON_CONSIDERED;
         }
-        *s = Scored { row: s.row, score, reasons, brand, category, new };
+        *s = Scored {
+            row: s.row,
+            score,
+            reasons,
+            brand,
+            category,
+            new,
+        };
     }
     pool.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
     let pool_size = pool.len();
@@ -183,11 +212,20 @@ pub fn rank(
             break;
         }
     }
-    page_items.sort_unstable_by(|a, b| pool[a.0].score.total_cmp(&pool[b.0].score).reverse().then(a.0.cmp(&b.0)));
+    page_items.sort_unstable_by(|a, b| {
+        pool[a.0]
+            .score
+            .total_cmp(&pool[b.0].score)
+            .reverse()
+            .then(a.0.cmp(&b.0))
+    });
     Ok(RankedPage {
         rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
         scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
-        reasons: page_items.iter().map(|&(i, extra)| pool[i].reasons | extra).collect(),
+        reasons: page_items
+            .iter()
+            .map(|&(i, extra)| pool[i].reasons | extra)
+            .collect(),
         pool: pool_size,
     })
 }
@@ -201,7 +239,11 @@ fn fill_page(pool: &[Scored], taken: &mut [bool], params: &RankParams) -> Vec<(u
     // Pass 0: reserved slots for new items; 1: everything under the caps; 2: caps relaxed, only
     // when the pool holds too few brands or categories to fill the page otherwise.
     for pass in 0..3 {
-        let want = if pass == 0 { params.new_slots.min(params.page_size) } else { params.page_size };
+        let want = if pass == 0 {
+            params.new_slots.min(params.page_size)
+        } else {
+            params.page_size
+        };
         let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
         for (i, s) in pool.iter().enumerate() {
             if picked.len() >= want {
@@ -280,7 +322,12 @@ mod tests {
     #[test]
     fn orders_by_relevance_and_merges_duplicates() {
         let c = cols(10);
-        let page = run(&c, &params(0, 3), &[4, 2, 4, 7, -1], &[0.1, 0.5, 0.9, 0.3, 9.0]);
+        let page = run(
+            &c,
+            &params(0, 3),
+            &[4, 2, 4, 7, -1],
+            &[0.1, 0.5, 0.9, 0.3, 9.0],
+        );
         assert_eq!(page.rows, vec![4, 2, 7]);
         assert_eq!(page.scores, vec![0.9, 0.5, 0.3]);
         assert_eq!(page.pool, 3);
@@ -299,7 +346,13 @@ mod tests {
         for page in [&first, &second] {
             assert_eq!(page.rows.len(), 6);
             for b in 0..3 {
-                assert!(page.rows.iter().filter(|&&r| c.brand[r as usize] == b).count() <= 2);
+                assert!(
+                    page.rows
+                        .iter()
+                        .filter(|&&r| c.brand[r as usize] == b)
+                        .count()
+                        <= 2
+                );
             }
         }
         assert!(first.rows.iter().all(|r| !second.rows.contains(r)));
