@@ -11,11 +11,13 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod py_pipeline;
+
 use pyo3::ffi;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyIterator, PyList, PyString, PyTuple};
 
 /// The one place a core error becomes a Python exception.
-fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
+pub(crate) fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
     let (class, message) = match err {
         CoreError::InvalidInput(m) => ("InvalidInputError", m),
         CoreError::NotFound(m) => ("NotFoundError", m),
@@ -43,7 +45,10 @@ fn parse_input_type(py: Python<'_>, input_type: &str) -> PyResult<InputType> {
         "dict" => Ok(InputType::Dict),
         "pair" => Ok(InputType::Pair),
         "string" => Ok(InputType::String),
-        other => Err(invalid(py, format!("input_type must be 'dict', 'pair' or 'string', got {other:?}"))),
+        other => Err(invalid(
+            py,
+            format!("input_type must be 'dict', 'pair' or 'string', got {other:?}"),
+        )),
     }
 }
 
@@ -58,7 +63,13 @@ fn name_bytes<'a>(obj: &'a Bound<'_, PyAny>, row: usize) -> PyResult<&'a [u8]> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(b.as_bytes());
     }
-    Err(invalid(obj.py(), format!("row {row}: feature names must be str, got {}", type_name(obj))))
+    Err(invalid(
+        obj.py(),
+        format!(
+            "row {row}: feature names must be str, got {}",
+            type_name(obj)
+        ),
+    ))
 }
 
 /// UTF-8 bytes of a str without touching its reference count; `None` if not a str (or not
@@ -99,7 +110,13 @@ fn push_feature(
     let v = match value.cast::<PyFloat>() {
         Ok(f) => f.value(),
         Err(_) if value.is_instance_of::<PyString>() => {
-            return Err(invalid(value.py(), format!("row {row}: value of feature {:?} is not valid UTF-8", lossy(key))))
+            return Err(invalid(
+                value.py(),
+                format!(
+                    "row {row}: value of feature {:?} is not valid UTF-8",
+                    lossy(key)
+                ),
+            ))
         }
         Err(_) => value.extract::<f64>().map_err(|_| {
             invalid(
@@ -113,7 +130,10 @@ fn push_feature(
         })?,
     };
     if !v.is_finite() {
-        return Err(invalid(value.py(), format!("row {row}: value of feature {:?} is {v}", lossy(key))));
+        return Err(invalid(
+            value.py(),
+            format!("row {row}: value of feature {:?} is {v}", lossy(key)),
+        ));
     }
     rows.push(key, v);
     Ok(())
@@ -124,21 +144,42 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 fn iter_row<'py>(sample: &Bound<'py, PyAny>, row: usize) -> PyResult<Bound<'py, PyIterator>> {
     sample.try_iter().map_err(|_| {
-        invalid(sample.py(), format!("row {row}: expected an iterable of features, got {}", type_name(sample)))
+        invalid(
+            sample.py(),
+            format!(
+                "row {row}: expected an iterable of features, got {}",
+                type_name(sample)
+            ),
+        )
     })
 }
 
-fn hash_row(rows: &mut HashedRows, buf: &mut Vec<u8>, sample: &Bound<'_, PyAny>, row: usize, input_type: InputType) -> PyResult<()> {
+fn hash_row(
+    rows: &mut HashedRows,
+    buf: &mut Vec<u8>,
+    sample: &Bound<'_, PyAny>,
+    row: usize,
+    input_type: InputType,
+) -> PyResult<()> {
     let py = sample.py();
     match input_type {
         InputType::Dict => {
             let dict = sample.cast::<PyDict>().map_err(|_| {
-                invalid(py, format!("row {row}: expected a dict of features, got {}", type_name(sample)))
+                invalid(
+                    py,
+                    format!(
+                        "row {row}: expected a dict of features, got {}",
+                        type_name(sample)
+                    ),
+                )
             })?;
             for (k, v) in dict.iter() {
                 push_feature(rows, buf, &k, &v, row)?;
@@ -147,9 +188,19 @@ fn hash_row(rows: &mut HashedRows, buf: &mut Vec<u8>, sample: &Bound<'_, PyAny>,
         InputType::Pair => {
             for item in iter_row(sample, row)? {
                 let item = item?;
-                let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
-                    invalid(py, format!("row {row}: expected (name, value) pairs, got {}", type_name(&item)))
-                })?;
+                let pair = item
+                    .cast::<PyTuple>()
+                    .ok()
+                    .filter(|t| t.len() == 2)
+                    .ok_or_else(|| {
+                        invalid(
+                            py,
+                            format!(
+                                "row {row}: expected (name, value) pairs, got {}",
+                                type_name(&item)
+                            ),
+                        )
+                    })?;
                 push_feature(rows, buf, &pair.get_item(0)?, &pair.get_item(1)?, row)?;
             }
         }
@@ -181,7 +232,12 @@ fn hash_row(rows: &mut HashedRows, buf: &mut Vec<u8>, sample: &Bound<'_, PyAny>,
 }
 
 /// Hashes every row of `raw_x` (holding the GIL: it reads Python objects).
-fn hash_rows(raw_x: &Bound<'_, PyAny>, n_features: u64, input_type: &str, alternate_sign: bool) -> PyResult<HashedRows> {
+fn hash_rows(
+    raw_x: &Bound<'_, PyAny>,
+    n_features: u64,
+    input_type: &str,
+    alternate_sign: bool,
+) -> PyResult<HashedRows> {
     let py = raw_x.py();
     let n_features = hashing::check_n_features(n_features).map_err(|e| to_py_err(py, e))?;
     let input_type = parse_input_type(py, input_type)?;
@@ -193,7 +249,10 @@ fn hash_rows(raw_x: &Bound<'_, PyAny>, n_features: u64, input_type: &str, altern
         }
     } else {
         let samples = raw_x.try_iter().map_err(|_| {
-            PyTypeError::new_err(format!("raw_X must be an iterable of samples, got {}", type_name(raw_x)))
+            PyTypeError::new_err(format!(
+                "raw_X must be an iterable of samples, got {}",
+                type_name(raw_x)
+            ))
         })?;
         for (row, sample) in samples.enumerate() {
             hash_row(&mut rows, &mut buf, &sample?, row, input_type)?;
@@ -218,11 +277,23 @@ fn hash_csr<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let rows = hash_rows(raw_x, n_features, input_type, alternate_sign)?;
     if float32 {
-        let csr = py.detach(|| with_threads(n_threads, || hashing::to_csr::<f32>(&rows))).map_err(|e| to_py_err(py, e))?;
-        Ok((indptr_array(py, csr.indptr), csr.indices.into_pyarray(py).into_any(), csr.data.into_pyarray(py).into_any()))
+        let csr = py
+            .detach(|| with_threads(n_threads, || hashing::to_csr::<f32>(&rows)))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok((
+            indptr_array(py, csr.indptr),
+            csr.indices.into_pyarray(py).into_any(),
+            csr.data.into_pyarray(py).into_any(),
+        ))
     } else {
-        let csr = py.detach(|| with_threads(n_threads, || hashing::to_csr::<f64>(&rows))).map_err(|e| to_py_err(py, e))?;
-        Ok((indptr_array(py, csr.indptr), csr.indices.into_pyarray(py).into_any(), csr.data.into_pyarray(py).into_any()))
+        let csr = py
+            .detach(|| with_threads(n_threads, || hashing::to_csr::<f64>(&rows)))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok((
+            indptr_array(py, csr.indptr),
+            csr.indices.into_pyarray(py).into_any(),
+            csr.data.into_pyarray(py).into_any(),
+        ))
     }
 }
 
@@ -230,7 +301,12 @@ fn indptr_array(py: Python<'_>, indptr: Vec<i64>) -> Bound<'_, PyAny> {
     if indptr.last().is_some_and(|&n| n > i32::MAX as i64) {
         indptr.into_pyarray(py).into_any()
     } else {
-        indptr.into_iter().map(|v| v as i32).collect::<Vec<_>>().into_pyarray(py).into_any()
+        indptr
+            .into_iter()
+            .map(|v| v as i32)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+            .into_any()
     }
 }
 
@@ -251,11 +327,19 @@ fn hash_pool<'py>(
     let mode = match mode {
         "sum" => Pooling::Sum,
         "mean" => Pooling::Mean,
-        other => return Err(invalid(py, format!("mode must be 'sum' or 'mean', got {other:?}"))),
+        other => {
+            return Err(invalid(
+                py,
+                format!("mode must be 'sum' or 'mean', got {other:?}"),
+            ))
+        }
     };
     let [n_buckets, dim] = [table.shape()[0], table.shape()[1]];
     if n_buckets as u64 != n_features {
-        return Err(invalid(py, format!("table has {n_buckets} rows but n_features is {n_features}")));
+        return Err(invalid(
+            py,
+            format!("table has {n_buckets} rows but n_features is {n_features}"),
+        ));
     }
     let table_slice = table
         .as_slice()
@@ -282,5 +366,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_csr, m)?)?;
     m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
+    py_pipeline::register(m)?;
     Ok(())
 }

@@ -4,8 +4,9 @@ from typing import Any
 
 from peakrec import errors
 from peakrec.features import FeatureHasher
+from peakrec.pipeline.recommender import Recommender
 
-__all__ = ["Client", "FeatureHasher", "errors"]
+__all__ = ["Client", "FeatureHasher", "Recommender", "errors"]
 __version__ = "0.1.0"
 
 

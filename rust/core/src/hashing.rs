@@ -75,7 +75,13 @@ pub struct HashedRows {
 
 impl HashedRows {
     pub fn new(n_features: u32, alternate_sign: bool) -> Self {
-        HashedRows { indptr: vec![0], index: Vec::new(), value: Vec::new(), n_features, alternate_sign }
+        HashedRows {
+            indptr: vec![0],
+            index: Vec::new(),
+            value: Vec::new(),
+            n_features,
+            alternate_sign,
+        }
     }
 
     pub fn n_rows(&self) -> usize {
@@ -90,7 +96,11 @@ impl HashedRows {
         }
         let (index, sign) = bucket_and_sign(name, self.n_features);
         self.index.push(index);
-        self.value.push(if self.alternate_sign { value * sign } else { value });
+        self.value.push(if self.alternate_sign {
+            value * sign
+        } else {
+            value
+        });
     }
 
     /// Closes the current row.
@@ -164,7 +174,11 @@ pub fn to_csr<T: Value>(rows: &HashedRows) -> Csr<T> {
         })
         .collect();
     let total: usize = chunks.iter().map(|c| c.0.len()).sum();
-    let mut csr = Csr { indptr: Vec::with_capacity(n + 1), indices: Vec::with_capacity(total), data: Vec::with_capacity(total) };
+    let mut csr = Csr {
+        indptr: Vec::with_capacity(n + 1),
+        indices: Vec::with_capacity(total),
+        data: Vec::with_capacity(total),
+    };
     csr.indptr.push(0);
     for (indices, data, row_nnz) in chunks {
         for nnz in row_nnz {
@@ -188,18 +202,26 @@ pub enum Pooling {
 /// Pooled embeddings: `out[r] = sum_f value_f * table[bucket_f]` (signed as hashed), `[rows, dim]`.
 /// `table` is row-major `[n_buckets, dim]` and must have exactly `n_features` rows.
 pub fn pool(rows: &HashedRows, table: &[f32], dim: usize, mode: Pooling) -> Result<Vec<f32>> {
-    if dim == 0 || table.len() % dim != 0 {
-        return Err(invalid(format!("table of {} values is not a whole number of rows of dim {dim}", table.len())));
+    if dim == 0 || !table.len().is_multiple_of(dim) {
+        return Err(invalid(format!(
+            "table of {} values is not a whole number of rows of dim {dim}",
+            table.len()
+        )));
     }
     let n_buckets = table.len() / dim;
     if let Some(&bad) = rows.index.iter().find(|&&i| i as usize >= n_buckets) {
-        return Err(invalid(format!("bucket {bad} is outside a table of {n_buckets} rows")));
+        return Err(invalid(format!(
+            "bucket {bad} is outside a table of {n_buckets} rows"
+        )));
     }
     let mut out = vec![0f32; rows.n_rows() * dim];
     out.par_chunks_mut(dim).enumerate().for_each(|(r, pooled)| {
         let span = rows.indptr[r]..rows.indptr[r + 1];
         let mut acc = vec![0f64; dim];
-        for (&i, &v) in rows.index[span.clone()].iter().zip(&rows.value[span.clone()]) {
+        for (&i, &v) in rows.index[span.clone()]
+            .iter()
+            .zip(&rows.value[span.clone()])
+        {
             let start = i as usize * dim;
             for (a, &t) in acc.iter_mut().zip(&table[start..start + dim]) {
                 *a += v * t as f64;
@@ -227,7 +249,10 @@ mod tests {
         assert_eq!(murmurhash3_32(b"", 1), 0x514E_28B7);
         assert_eq!(murmurhash3_32(b"hello", 0), 0x248B_FA47);
         assert_eq!(murmurhash3_32(b"Hello, world!", 1234), 0xFAF6_CDB3);
-        assert_eq!(murmurhash3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2E4F_F723);
+        assert_eq!(
+            murmurhash3_32(b"The quick brown fox jumps over the lazy dog", 0),
+            0x2E4F_F723
+        );
     }
 
     #[test]

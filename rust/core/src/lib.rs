@@ -1,13 +1,19 @@
 //! Pure-Rust core of peakrec. Knows nothing of Python; the bindings in `rust/lib.rs` wrap it.
 
+pub mod bitset;
+pub mod eligibility;
 pub mod error;
 pub mod hashing;
+pub mod rank;
 
 pub use error::CoreError;
 
 /// Runs `work` on a rayon pool of `n_threads` threads, or on the global pool when `None`.
 /// Results never depend on the thread count.
-pub fn with_threads<R: Send>(n_threads: Option<usize>, work: impl FnOnce() -> R + Send) -> Result<R, CoreError> {
+pub fn with_threads<R: Send>(
+    n_threads: Option<usize>,
+    work: impl FnOnce() -> R + Send,
+) -> Result<R, CoreError> {
     match n_threads {
         None => Ok(work()),
         Some(0) => Err(error::invalid("n_threads must be at least 1")),

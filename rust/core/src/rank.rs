@@ -1,0 +1,390 @@
+//! Ranking of retrieved candidates: drop ineligible ones, score relevance plus business terms,
+//! then fill pages in score order under diversity caps with reserved slots for new items.
+//!
+//! Pages are filled one after another from the same ordered pool, so page `p` is the same whether
+//! or not earlier pages were requested, and no item appears on two pages.
+
+use crate::eligibility::Eligibility;
+use crate::error::{invalid, Result};
+use std::collections::HashMap;
+
+/// Reason bits above the 8 source bits the caller passes in.
+pub const REASON_NEW: u32 = 1 << 8;
+pub const REASON_CAMPAIGN: u32 = 1 << 9;
+pub const REASON_MEMBER: u32 = 1 << 10;
+pub const REASON_CONSIDERED: u32 = 1 << 11;
+pub const REASON_POPULAR: u32 = 1 << 12;
+pub const REASON_RESERVED: u32 = 1 << 13;
+pub const REASON_CAP_RELAXED: u32 = 1 << 14;
+
+/// Per-item columns the score reads.
+#[derive(Clone, Copy)]
+pub struct RankColumns<'a> {
+    pub brand: &'a [i32],
+    pub category: &'a [i32],
+    pub launch_ts: &'a [i64],
+    /// Bit `c` = item is in campaign `c`.
+    pub campaigns: &'a [u64],
+    /// Popularity scaled to [0, 1] (e.g. `log1p(pop) / log1p(max)`).
+    pub popularity: &'a [f32],
+}
+
+/// Weights, caps and page shape of one request (weights come from the bundle config).
+#[derive(Clone, Debug)]
+pub struct RankParams {
+    pub relevance: f32,
+    pub popularity: f32,
+    /// Boost of items launched within `new_window` seconds of `now`.
+    pub new_boost: f32,
+    pub new_window: i64,
+    /// Slots per page reserved for new items (when enough eligible new items are candidates).
+    pub new_slots: usize,
+    /// Boost per campaign, already zero for campaigns not targeting this shopper.
+    pub campaign_boost: [f32; 64],
+    pub member_boost: f32,
+    pub considered_boost: f32,
+    /// 0 = no cap.
+    pub max_per_brand: usize,
+    pub max_per_category: usize,
+    pub now: i64,
+    pub page: usize,
+    pub page_size: usize,
+}
+
+/// One page: rows, scores and reason bits, in display order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedPage {
+    pub rows: Vec<i64>,
+    pub scores: Vec<f32>,
+    pub reasons: Vec<u32>,
+    /// Eligible distinct candidates the page was chosen from.
+    pub pool: usize,
+}
+
+struct Scored {
+    row: i64,
+    score: f32,
+    reasons: u32,
+    brand: i32,
+    category: i32,
+    new: bool,
+}
+
+#[inline]
+fn flag(mask: Option<&[u8]>, index: i32) -> bool {
+    mask.is_some_and(|m| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| m.get(i))
+            .is_some_and(|&v| v != 0)
+    })
+}
+
+/// Scores `rows` (with `relevance` and `sources` bits, row-aligned; duplicates merged, -1 ignored),
+/// drops those `eligible` rejects, and returns page `params.page`.
+///
+/// `member_brands` and `considered_categories` are masks over brand and category indices.
+#[allow(clippy::too_many_arguments)]
+pub fn rank(
+    cols: &RankColumns<'_>,
+    params: &RankParams,
+    eligible: Option<&Eligibility<'_>>,
+    member_brands: Option<&[u8]>,
+    considered_categories: Option<&[u8]>,
+    rows: &[i64],
+    relevance: &[f32],
+    sources: &[u8],
+) -> Result<RankedPage> {
+    let n = cols.brand.len();
+    if relevance.len() != rows.len() || sources.len() != rows.len() {
+        return Err(invalid(format!(
+            "rows, relevance and sources must have one length, got {}, {}, {}",
+            rows.len(),
+            relevance.len(),
+            sources.len()
+        )));
+    }
+    for (name, len) in [
+        ("category", cols.category.len()),
+        ("launch_ts", cols.launch_ts.len()),
+        ("campaigns", cols.campaigns.len()),
+        ("popularity", cols.popularity.len()),
+    ] {
+        if len != n {
+            return Err(invalid(format!(
+                "items/{name} has {len} rows, items/brand has {n}"
+            )));
+        }
+    }
+    if params.page_size == 0 {
+        return Err(invalid("page_size must be at least 1"));
+    }
+
+    // Merge duplicates (a row found by two sources): best relevance, both sources.
+    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| rows[i as usize]);
+    let mut pool: Vec<Scored> = Vec::with_capacity(rows.len());
+    for &i in &order {
+        let (row, rel, src) = (
+            rows[i as usize],
+            relevance[i as usize],
+            sources[i as usize] as u32,
+        );
+        if row < 0 || row as usize >= n {
+            continue;
+        }
+        match pool.last_mut() {
+            Some(last) if last.row == row => {
+                last.reasons |= src;
+                last.score = last.score.max(rel);
+            }
+            _ => pool.push(Scored {
+                row,
+                score: rel,
+                reasons: src,
+                brand: 0,
+                category: 0,
+                new: false,
+            }),
+        }
+    }
+    if let Some(e) = eligible {
+        pool.retain(|s| e.contains(s.row));
+    }
+
+    for s in pool.iter_mut() {
+        let r = s.row as usize;
+        let brand = cols.brand[r];
+        let category = cols.category[r];
+        let rel = if s.score.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s.score
+        };
+        let mut score = params.relevance * rel;
+        let mut reasons = s.reasons;
+        let pop = cols.popularity[r];
+        if params.popularity != 0.0 && pop > 0.0 {
+            score += params.popularity * pop;
+            reasons |= REASON_POPULAR;
+        }
+        let age = params.now - cols.launch_ts[r];
+        let new = params.new_window > 0 && (0..=params.new_window).contains(&age);
+        if new {
+            score += params.new_boost;
+            reasons |= REASON_NEW;
+        }
+        let mut campaigns = cols.campaigns[r];
+        let mut campaign = 0.0f32;
+        while campaigns != 0 {
+            campaign += params.campaign_boost[campaigns.trailing_zeros() as usize];
+            campaigns &= campaigns - 1;
+        }
+        if campaign != 0.0 {
+            score += campaign;
+            reasons |= REASON_CAMPAIGN;
+        }
+        if params.member_boost != 0.0 && flag(member_brands, brand) {
+            score += params.member_boost;
+            reasons |= REASON_MEMBER;
+        }
+        if params.considered_boost != 0.0 && flag(considered_categories, category) {
+            score += params.considered_boost;
+            reasons |= REASON_CONSIDERED;
+        }
+        *s = Scored {
+            row: s.row,
+            score,
+            reasons,
+            brand,
+            category,
+            new,
+        };
+    }
+    pool.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+    let pool_size = pool.len();
+
+    let mut taken = vec![false; pool.len()];
+    let mut page_items: Vec<(usize, u32)> = Vec::new();
+    for _ in 0..=params.page {
+        page_items = fill_page(&pool, &mut taken, params);
+        if page_items.is_empty() {
+            break;
+        }
+    }
+    page_items.sort_unstable_by(|a, b| {
+        pool[a.0]
+            .score
+            .total_cmp(&pool[b.0].score)
+            .reverse()
+            .then(a.0.cmp(&b.0))
+    });
+    Ok(RankedPage {
+        rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
+        scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
+        reasons: page_items
+            .iter()
+            .map(|&(i, extra)| pool[i].reasons | extra)
+            .collect(),
+        pool: pool_size,
+    })
+}
+
+/// Picks the next page from the untaken part of `pool` (sorted best first) and marks picks taken.
+/// Returns indices into `pool` with the reason bits only the page fill knows.
+fn fill_page(pool: &[Scored], taken: &mut [bool], params: &RankParams) -> Vec<(usize, u32)> {
+    let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
+    let mut brands: HashMap<i32, usize> = HashMap::new();
+    let mut categories: HashMap<i32, usize> = HashMap::new();
+    // Pass 0: reserved slots for new items; 1: everything under the caps; 2: caps relaxed, only
+    // when the pool holds too few brands or categories to fill the page otherwise.
+    for pass in 0..3 {
+        let want = if pass == 0 {
+            params.new_slots.min(params.page_size)
+        } else {
+            params.page_size
+        };
+        let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
+        for (i, s) in pool.iter().enumerate() {
+            if picked.len() >= want {
+                break;
+            }
+            if taken[i] || (pass == 0 && !s.new) {
+                continue;
+            }
+            let brand_count = brands.get(&s.brand).copied().unwrap_or(0);
+            let category_count = categories.get(&s.category).copied().unwrap_or(0);
+            let fits = (params.max_per_brand == 0 || brand_count < params.max_per_brand)
+                && (params.max_per_category == 0 || category_count < params.max_per_category);
+            if pass < 2 && !fits {
+                continue;
+            }
+            taken[i] = true;
+            picked.push((i, extra));
+            brands.insert(s.brand, brand_count + 1);
+            categories.insert(s.category, category_count + 1);
+        }
+    }
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Cols {
+        brand: Vec<i32>,
+        category: Vec<i32>,
+        launch: Vec<i64>,
+        campaigns: Vec<u64>,
+        pop: Vec<f32>,
+    }
+
+    fn cols(n: usize) -> Cols {
+        Cols {
+            brand: (0..n as i32).map(|i| i % 3).collect(),
+            category: (0..n as i32).map(|i| i % 5).collect(),
+            launch: vec![0; n],
+            campaigns: vec![0; n],
+            pop: vec![0.0; n],
+        }
+    }
+
+    fn params(page: usize, page_size: usize) -> RankParams {
+        RankParams {
+            relevance: 1.0,
+            popularity: 0.0,
+            new_boost: 0.0,
+            new_window: 0,
+            new_slots: 0,
+            campaign_boost: [0.0; 64],
+            member_boost: 0.0,
+            considered_boost: 0.0,
+            max_per_brand: 0,
+            max_per_category: 0,
+            now: 1000,
+            page,
+            page_size,
+        }
+    }
+
+    fn run(c: &Cols, p: &RankParams, rows: &[i64], rel: &[f32]) -> RankedPage {
+        let rc = RankColumns {
+            brand: &c.brand,
+            category: &c.category,
+            launch_ts: &c.launch,
+            campaigns: &c.campaigns,
+            popularity: &c.pop,
+        };
+        rank(&rc, p, None, None, None, rows, rel, &vec![1u8; rows.len()]).unwrap()
+    }
+
+    #[test]
+    fn orders_by_relevance_and_merges_duplicates() {
+        let c = cols(10);
+        let page = run(
+            &c,
+            &params(0, 3),
+            &[4, 2, 4, 7, -1],
+            &[0.1, 0.5, 0.9, 0.3, 9.0],
+        );
+        assert_eq!(page.rows, vec![4, 2, 7]);
+        assert_eq!(page.scores, vec![0.9, 0.5, 0.3]);
+        assert_eq!(page.pool, 3);
+    }
+
+    #[test]
+    fn brand_cap_holds_and_pages_do_not_overlap() {
+        let c = cols(30);
+        let rows: Vec<i64> = (0..30).collect();
+        let rel: Vec<f32> = (0..30).map(|i| 30.0 - i as f32).collect();
+        let mut p = params(0, 6);
+        p.max_per_brand = 2;
+        let first = run(&c, &p, &rows, &rel);
+        p.page = 1;
+        let second = run(&c, &p, &rows, &rel);
+        for page in [&first, &second] {
+            assert_eq!(page.rows.len(), 6);
+            for b in 0..3 {
+                assert!(
+                    page.rows
+                        .iter()
+                        .filter(|&&r| c.brand[r as usize] == b)
+                        .count()
+                        <= 2
+                );
+            }
+        }
+        assert!(first.rows.iter().all(|r| !second.rows.contains(r)));
+    }
+
+    #[test]
+    fn caps_relax_only_to_fill_the_page() {
+        let c = cols(30);
+        let rows: Vec<i64> = vec![0, 3, 6, 9]; // all brand 0
+        let mut p = params(0, 3);
+        p.max_per_brand = 1;
+        let page = run(&c, &p, &rows, &[4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(page.rows, vec![0, 3, 6]);
+        assert_eq!(page.reasons[0] & REASON_CAP_RELAXED, 0);
+        assert_ne!(page.reasons[1] & REASON_CAP_RELAXED, 0);
+    }
+
+    #[test]
+    fn new_items_get_reserved_slots_and_boosts_apply() {
+        let mut c = cols(10);
+        c.launch[9] = 990; // new: launched 10 s before now
+        c.campaigns[8] = 0b10;
+        let mut p = params(0, 2);
+        p.new_window = 100;
+        p.new_slots = 1;
+        p.campaign_boost[1] = 20.0;
+        let rows: Vec<i64> = (0..10).collect();
+        let rel: Vec<f32> = (0..10).map(|i| 10.0 - i as f32).collect();
+        let page = run(&c, &p, &rows, &rel);
+        assert_eq!(page.rows, vec![8, 9]);
+        assert_ne!(page.reasons[0] & REASON_CAMPAIGN, 0);
+        assert_ne!(page.reasons[1] & REASON_RESERVED, 0);
+        assert_ne!(page.reasons[1] & REASON_NEW, 0);
+    }
+}
