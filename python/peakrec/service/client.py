@@ -49,6 +49,7 @@ def _shopper_msg(s: Shopper) -> pb.Shopper:
         recent_items=list(s.recent_items),
         exclude_items=list(s.exclude_items),
         member_brands=list(s.member_brands),
+        vector=list(s.vector or ()),
     )
 
 

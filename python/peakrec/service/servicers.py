@@ -46,6 +46,7 @@ def shopper_of(msg: pb.Shopper) -> t.Shopper:
         recent_items=_ids(msg.recent_items, "shopper.recent_items"),
         exclude_items=_ids(msg.exclude_items, "shopper.exclude_items"),
         member_brands=tuple(msg.member_brands),
+        vector=tuple(msg.vector) if len(msg.vector) else None,
     )
 
 
@@ -104,9 +105,14 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
 
     def _answer(self, method: str, request_of: Any, request: Any, context: grpc.ServicerContext) -> Any:
         live = self.worker.current()
+        answer = getattr(live.recommender, method, None)
+        if answer is None:
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, f"{method}: not available in this build of the engine"
+            )
         page = request.page
         req = request_of(request, page_of(page, context))
-        rec = getattr(live.recommender, method)(req)
+        rec = answer(req)
         for stage, seconds in rec.stage_seconds.items():
             metrics.STAGE.labels(method, stage).observe(seconds)
         if rec.degraded:

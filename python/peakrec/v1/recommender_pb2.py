@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpeakrec/v1/recommender.proto\x12\npeakrec.v1\"\xd1\x01\n\x07Shopper\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x31\n\x07\x63ontext\x18\x03 \x03(\x0b\x32 .peakrec.v1.Shopper.ContextEntry\x12\x14\n\x0crecent_items\x18\x04 \x03(\t\x12\x15\n\rexclude_items\x18\x05 \x03(\t\x12\x15\n\rmember_brands\x18\x06 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x01\n\x07\x46ilters\x12\x14\n\x0c\x62rands_allow\x18\x01 \x03(\t\x12\x14\n\x0c\x62rands_block\x18\x02 \x03(\t\x12\x18\n\x10\x63\x61tegories_allow\x18\x03 \x03(\t\x12\x18\n\x10\x63\x61tegories_block\x18\x04 \x03(\t\x12\x16\n\tprice_min\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\tprice_max\x18\x06 \x01(\x02H\x01\x88\x01\x01\x42\x0c\n\n_price_minB\x0c\n\n_price_max\"b\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x0c\n\x04page\x18\x02 \x01(\r\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\x14\n\x0cwith_details\x18\x04 \x01(\x08\x12\x0b\n\x03now\x18\x05 \x01(\x01\"\x86\x01\n\x11StorefrontRequest\x12$\n\x07shopper\x18\x01 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x03 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\x91\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12$\n\x07shopper\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x04 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\x99\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12$\n\x07shopper\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x04 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\xc6\x01\n\x11RecommendResponse\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x16\n\x0e\x62undle_version\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\x12\x0c\n\x04\x63old\x18\x06 \x01(\x08\x12\x16\n\x0e\x65ligible_count\x18\x07 \x01(\x04\x12\x0e\n\x06titles\x18\x08 \x03(\t\x12\x0e\n\x06\x62rands\x18\t \x03(\t\x12\x0e\n\x06prices\x18\n \x03(\x02\"\x7f\n\nItemUpdate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\x05stock\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05price\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\tavailable\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_stockB\x08\n\x06_priceB\x0c\n\n_available\"=\n\x12UpdateItemsRequest\x12\'\n\x07updates\x18\x01 \x03(\x0b\x32\x16.peakrec.v1.ItemUpdate\";\n\x13UpdateItemsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\r\x12\x13\n\x0bjournal_seq\x18\x02 \x01(\x04\";\n\x12ReloadIndexRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"T\n\nWorkerInfo\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0b\n\x03pid\x18\x02 \x01(\r\x12\x16\n\x0e\x62undle_version\x18\x03 \x01(\t\x12\x12\n\nlast_error\x18\x04 \x01(\t\"V\n\x13ReloadIndexResponse\x12\x16\n\x0e\x62undle_version\x18\x01 \x01(\t\x12\'\n\x07workers\x18\x02 \x03(\x0b\x32\x16.peakrec.v1.WorkerInfo\"\x12\n\x10IndexInfoRequest\"\xcb\x01\n\x11IndexInfoResponse\x12\x16\n\x0e\x62undle_version\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12\r\n\x05items\x18\x03 \x01(\x04\x12\r\n\x05users\x18\x04 \x01(\x04\x12+\n\x0b\x61nswered_by\x18\x05 \x01(\x0b\x32\x16.peakrec.v1.WorkerInfo\x12\'\n\x07workers\x18\x06 \x03(\x0b\x32\x16.peakrec.v1.WorkerInfo\x12\x13\n\x0bjournal_seq\x18\x07 \x01(\x04\x32\xed\x01\n\x0bRecommender\x12J\n\nStorefront\x12\x1d.peakrec.v1.StorefrontRequest\x1a\x1d.peakrec.v1.RecommendResponse\x12\x42\n\x06Search\x12\x19.peakrec.v1.SearchRequest\x1a\x1d.peakrec.v1.RecommendResponse\x12N\n\x0cSimilarItems\x12\x1f.peakrec.v1.SimilarItemsRequest\x1a\x1d.peakrec.v1.RecommendResponse2\xf1\x01\n\x05\x41\x64min\x12N\n\x0bUpdateItems\x12\x1e.peakrec.v1.UpdateItemsRequest\x1a\x1f.peakrec.v1.UpdateItemsResponse\x12N\n\x0bReloadIndex\x12\x1e.peakrec.v1.ReloadIndexRequest\x1a\x1f.peakrec.v1.ReloadIndexResponse\x12H\n\tIndexInfo\x12\x1c.peakrec.v1.IndexInfoRequest\x1a\x1d.peakrec.v1.IndexInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpeakrec/v1/recommender.proto\x12\npeakrec.v1\"\xe1\x01\n\x07Shopper\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x31\n\x07\x63ontext\x18\x03 \x03(\x0b\x32 .peakrec.v1.Shopper.ContextEntry\x12\x14\n\x0crecent_items\x18\x04 \x03(\t\x12\x15\n\rexclude_items\x18\x05 \x03(\t\x12\x15\n\rmember_brands\x18\x06 \x03(\t\x12\x0e\n\x06vector\x18\x07 \x03(\x02\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb5\x01\n\x07\x46ilters\x12\x14\n\x0c\x62rands_allow\x18\x01 \x03(\t\x12\x14\n\x0c\x62rands_block\x18\x02 \x03(\t\x12\x18\n\x10\x63\x61tegories_allow\x18\x03 \x03(\t\x12\x18\n\x10\x63\x61tegories_block\x18\x04 \x03(\t\x12\x16\n\tprice_min\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\tprice_max\x18\x06 \x01(\x02H\x01\x88\x01\x01\x42\x0c\n\n_price_minB\x0c\n\n_price_max\"b\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x0c\n\x04page\x18\x02 \x01(\r\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\x14\n\x0cwith_details\x18\x04 \x01(\x08\x12\x0b\n\x03now\x18\x05 \x01(\x01\"\x86\x01\n\x11StorefrontRequest\x12$\n\x07shopper\x18\x01 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x03 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\x91\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12$\n\x07shopper\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x04 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\x99\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12$\n\x07shopper\x18\x02 \x01(\x0b\x32\x13.peakrec.v1.Shopper\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.peakrec.v1.Filters\x12%\n\x04page\x18\x04 \x01(\x0b\x32\x17.peakrec.v1.PageRequest\"\xc6\x01\n\x11RecommendResponse\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x16\n\x0e\x62undle_version\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\x12\x0c\n\x04\x63old\x18\x06 \x01(\x08\x12\x16\n\x0e\x65ligible_count\x18\x07 \x01(\x04\x12\x0e\n\x06titles\x18\x08 \x03(\t\x12\x0e\n\x06\x62rands\x18\t \x03(\t\x12\x0e\n\x06prices\x18\n \x03(\x02\"\x7f\n\nItemUpdate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\x05stock\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05price\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\tavailable\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x08\n\x06_stockB\x08\n\x06_priceB\x0c\n\n_available\"=\n\x12UpdateItemsRequest\x12\'\n\x07updates\x18\x01 \x03(\x0b\x32\x16.peakrec.v1.ItemUpdate\";\n\x13UpdateItemsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\r\x12\x13\n\x0bjournal_seq\x18\x02 \x01(\x04\";\n\x12ReloadIndexRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"T\n\nWorkerInfo\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0b\n\x03pid\x18\x02 \x01(\r\x12\x16\n\x0e\x62undle_version\x18\x03 \x01(\t\x12\x12\n\nlast_error\x18\x04 \x01(\t\"V\n\x13ReloadIndexResponse\x12\x16\n\x0e\x62undle_version\x18\x01 \x01(\t\x12\'\n\x07workers\x18\x02 \x03(\x0b\x32\x16.peakrec.v1.WorkerInfo\"\x12\n\x10IndexInfoRequest\"\xcb\x01\n\x11IndexInfoResponse\x12\x16\n\x0e\x62undle_version\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12\r\n\x05items\x18\x03 \x01(\x04\x12\r\n\x05users\x18\x04 \x01(\x04\x12+\n\x0b\x61nswered_by\x18\x05 \x01(\x0b\x32\x16.peakrec.v1.WorkerInfo\x12\'\n\x07workers\x18\x06 \x03(\x0b\x32\x16.peakrec.v1.WorkerInfo\x12\x13\n\x0bjournal_seq\x18\x07 \x01(\x04\x32\xed\x01\n\x0bRecommender\x12J\n\nStorefront\x12\x1d.peakrec.v1.StorefrontRequest\x1a\x1d.peakrec.v1.RecommendResponse\x12\x42\n\x06Search\x12\x19.peakrec.v1.SearchRequest\x1a\x1d.peakrec.v1.RecommendResponse\x12N\n\x0cSimilarItems\x12\x1f.peakrec.v1.SimilarItemsRequest\x1a\x1d.peakrec.v1.RecommendResponse2\xf1\x01\n\x05\x41\x64min\x12N\n\x0bUpdateItems\x12\x1e.peakrec.v1.UpdateItemsRequest\x1a\x1f.peakrec.v1.UpdateItemsResponse\x12N\n\x0bReloadIndex\x12\x1e.peakrec.v1.ReloadIndexRequest\x1a\x1f.peakrec.v1.ReloadIndexResponse\x12H\n\tIndexInfo\x12\x1c.peakrec.v1.IndexInfoRequest\x1a\x1d.peakrec.v1.IndexInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,39 +34,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SHOPPER_CONTEXTENTRY']._loaded_options = None
   _globals['_SHOPPER_CONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SHOPPER']._serialized_start=45
-  _globals['_SHOPPER']._serialized_end=254
-  _globals['_SHOPPER_CONTEXTENTRY']._serialized_start=208
-  _globals['_SHOPPER_CONTEXTENTRY']._serialized_end=254
-  _globals['_FILTERS']._serialized_start=257
-  _globals['_FILTERS']._serialized_end=438
-  _globals['_PAGEREQUEST']._serialized_start=440
-  _globals['_PAGEREQUEST']._serialized_end=538
-  _globals['_STOREFRONTREQUEST']._serialized_start=541
-  _globals['_STOREFRONTREQUEST']._serialized_end=675
-  _globals['_SEARCHREQUEST']._serialized_start=678
-  _globals['_SEARCHREQUEST']._serialized_end=823
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=826
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=979
-  _globals['_RECOMMENDRESPONSE']._serialized_start=982
-  _globals['_RECOMMENDRESPONSE']._serialized_end=1180
-  _globals['_ITEMUPDATE']._serialized_start=1182
-  _globals['_ITEMUPDATE']._serialized_end=1309
-  _globals['_UPDATEITEMSREQUEST']._serialized_start=1311
-  _globals['_UPDATEITEMSREQUEST']._serialized_end=1372
-  _globals['_UPDATEITEMSRESPONSE']._serialized_start=1374
-  _globals['_UPDATEITEMSRESPONSE']._serialized_end=1433
-  _globals['_RELOADINDEXREQUEST']._serialized_start=1435
-  _globals['_RELOADINDEXREQUEST']._serialized_end=1494
-  _globals['_WORKERINFO']._serialized_start=1496
-  _globals['_WORKERINFO']._serialized_end=1580
-  _globals['_RELOADINDEXRESPONSE']._serialized_start=1582
-  _globals['_RELOADINDEXRESPONSE']._serialized_end=1668
-  _globals['_INDEXINFOREQUEST']._serialized_start=1670
-  _globals['_INDEXINFOREQUEST']._serialized_end=1688
-  _globals['_INDEXINFORESPONSE']._serialized_start=1691
-  _globals['_INDEXINFORESPONSE']._serialized_end=1894
-  _globals['_RECOMMENDER']._serialized_start=1897
-  _globals['_RECOMMENDER']._serialized_end=2134
-  _globals['_ADMIN']._serialized_start=2137
-  _globals['_ADMIN']._serialized_end=2378
+  _globals['_SHOPPER']._serialized_end=270
+  _globals['_SHOPPER_CONTEXTENTRY']._serialized_start=224
+  _globals['_SHOPPER_CONTEXTENTRY']._serialized_end=270
+  _globals['_FILTERS']._serialized_start=273
+  _globals['_FILTERS']._serialized_end=454
+  _globals['_PAGEREQUEST']._serialized_start=456
+  _globals['_PAGEREQUEST']._serialized_end=554
+  _globals['_STOREFRONTREQUEST']._serialized_start=557
+  _globals['_STOREFRONTREQUEST']._serialized_end=691
+  _globals['_SEARCHREQUEST']._serialized_start=694
+  _globals['_SEARCHREQUEST']._serialized_end=839
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=842
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=995
+  _globals['_RECOMMENDRESPONSE']._serialized_start=998
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1196
+  _globals['_ITEMUPDATE']._serialized_start=1198
+  _globals['_ITEMUPDATE']._serialized_end=1325
+  _globals['_UPDATEITEMSREQUEST']._serialized_start=1327
+  _globals['_UPDATEITEMSREQUEST']._serialized_end=1388
+  _globals['_UPDATEITEMSRESPONSE']._serialized_start=1390
+  _globals['_UPDATEITEMSRESPONSE']._serialized_end=1449
+  _globals['_RELOADINDEXREQUEST']._serialized_start=1451
+  _globals['_RELOADINDEXREQUEST']._serialized_end=1510
+  _globals['_WORKERINFO']._serialized_start=1512
+  _globals['_WORKERINFO']._serialized_end=1596
+  _globals['_RELOADINDEXRESPONSE']._serialized_start=1598
+  _globals['_RELOADINDEXRESPONSE']._serialized_end=1684
+  _globals['_INDEXINFOREQUEST']._serialized_start=1686
+  _globals['_INDEXINFOREQUEST']._serialized_end=1704
+  _globals['_INDEXINFORESPONSE']._serialized_start=1707
+  _globals['_INDEXINFORESPONSE']._serialized_end=1910
+  _globals['_RECOMMENDER']._serialized_start=1913
+  _globals['_RECOMMENDER']._serialized_end=2150
+  _globals['_ADMIN']._serialized_start=2153
+  _globals['_ADMIN']._serialized_end=2394
 # @@protoc_insertion_point(module_scope)

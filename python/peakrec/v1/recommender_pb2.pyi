@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Shopper(_message.Message):
-    __slots__ = ("user_id", "region", "context", "recent_items", "exclude_items", "member_brands")
+    __slots__ = ("user_id", "region", "context", "recent_items", "exclude_items", "member_brands", "vector")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -21,13 +21,15 @@ class Shopper(_message.Message):
     RECENT_ITEMS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_ITEMS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_BRANDS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     region: str
     context: _containers.ScalarMap[str, str]
     recent_items: _containers.RepeatedScalarFieldContainer[str]
     exclude_items: _containers.RepeatedScalarFieldContainer[str]
     member_brands: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., region: _Optional[str] = ..., context: _Optional[_Mapping[str, str]] = ..., recent_items: _Optional[_Iterable[str]] = ..., exclude_items: _Optional[_Iterable[str]] = ..., member_brands: _Optional[_Iterable[str]] = ...) -> None: ...
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, user_id: _Optional[str] = ..., region: _Optional[str] = ..., context: _Optional[_Mapping[str, str]] = ..., recent_items: _Optional[_Iterable[str]] = ..., exclude_items: _Optional[_Iterable[str]] = ..., member_brands: _Optional[_Iterable[str]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Filters(_message.Message):
     __slots__ = ("brands_allow", "brands_block", "categories_allow", "categories_block", "price_min", "price_max")
