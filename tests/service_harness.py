@@ -28,9 +28,15 @@ class Server:
     """``peakrec serve`` on 127.0.0.1 with fresh ports; ``start()`` returns once every worker serves."""
 
     def __init__(
-        self, bundles: Path, workers: int = 2, engine: str | None = None, args: tuple[str, ...] = ()
+        self,
+        bundles: Path,
+        workers: int = 2,
+        engine: str | None = None,
+        args: tuple[str, ...] = (),
+        paths: tuple[Path, ...] = (),
     ):
         self.bundles = bundles
+        self.paths = (TESTS, *paths)  # where --engine modules are found
         self.workers = workers
         self.engine = engine
         self.args = args
@@ -60,7 +66,9 @@ class Server:
 
     def start(self, timeout: float = 90.0) -> Server:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, self.paths), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True
