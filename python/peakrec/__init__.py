@@ -6,14 +6,14 @@ from peakrec import errors
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
 
-__all__ = ["Client", "FeatureHasher", "Recommender", "errors"]
+__all__ = ["Client", "FeatureHasher", "ItemUpdate", "Recommender", "errors"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     # The gRPC client pulls in grpcio; import it only when asked for.
-    if name == "Client":
-        from peakrec.service.client import Client
+    if name in ("Client", "ItemUpdate"):
+        from peakrec.service import client
 
-        return Client
+        return getattr(client, name)
     raise AttributeError(f"module 'peakrec' has no attribute {name!r}")
