@@ -181,3 +181,34 @@ def test_admin_on_a_public_address_needs_a_token(tmp_path: Path):
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--admin-token" in done.stderr
+
+
+def test_query_cli_prints_a_table(server: Server):
+    cmd = [
+        sys.executable,
+        "-m",
+        "peakrec.cli",
+        "query",
+        "storefront",
+        "--target",
+        server.target,
+        "--size",
+        "3",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:6] == ["#", "item", "title", "brand", "price", "score"]
+    assert lines[1].split()[:2] == ["1", "I0"] and "popular" in lines[1] and "(bundle v1" in lines[-1]
+
+
+def test_query_cli_reports_a_status_code_not_a_traceback(server: Server):
+    cmd = [sys.executable, "-m", "peakrec.cli", "query", "similar", "NOPE", "--target", server.target]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "item_id" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_without_current_says_so(tmp_path: Path):
+    cmd = [sys.executable, "-m", "peakrec.cli", "serve", "--bundles", str(tmp_path), "--workers", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "CURRENT" in done.stderr

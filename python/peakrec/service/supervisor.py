@@ -18,6 +18,7 @@ from pathlib import Path
 
 from peakrec.errors import PeakrecError
 from peakrec.service import statefile
+from peakrec.service.worker import read_current
 
 log = logging.getLogger("peakrec.service")
 
@@ -104,6 +105,7 @@ class Supervisor:
 
     def start(self) -> None:
         """Prepares the state directory, starts the workers and waits until all of them serve."""
+        read_current(self.opts.bundles)  # a missing CURRENT is named here, not in N worker logs
         statefile.prepare(self.state_dir)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.metrics_dir.mkdir(parents=True)
