@@ -3,10 +3,20 @@
 from typing import Any
 
 from peakrec import errors
+from peakrec.bundle import Bundle, build_bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
 
-__all__ = ["Client", "FeatureHasher", "ItemUpdate", "Recommender", "errors"]
+__all__ = [
+    "Bundle",
+    "Client",
+    "FeatureHasher",
+    "ItemUpdate",
+    "Recommender",
+    "build_bundle",
+    "errors",
+    "load_bundle",
+]
 __version__ = "0.1.0"
 
 
