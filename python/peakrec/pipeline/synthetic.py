@@ -59,6 +59,7 @@ def synthetic_bundle(
     seed: int = 7,
     index: faiss.Index | None = None,
     fallback_k: int = 200,
+    index_cache: Path | None = None,
 ) -> SyntheticBundle:
     """A catalogue of ``n_items`` with every column the request path reads.
 
@@ -69,11 +70,17 @@ def synthetic_bundle(
     ds = SyntheticDataset(dim, 0, n_items, n_users, metric="IP", seed=seed)
     vectors = np.ascontiguousarray(ds.get_database(), dtype=np.float32)
     user_vectors = np.ascontiguousarray(ds.get_queries(), dtype=np.float32)
+    if index is None and index_cache is not None and Path(index_cache).exists():
+        index = faiss.read_index(str(index_cache))  # built from these same vectors (same seed)
     if index is None:
         index = faiss.index_factory(dim, index_factory, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             index.train(vectors)
         index.add(vectors)
+        if index_cache is not None:
+            Path(index_cache).parent.mkdir(parents=True, exist_ok=True)
+            faiss.write_index(index, str(index_cache) + ".tmp")
+            Path(str(index_cache) + ".tmp").rename(index_cache)
 
     words = (n_regions + 63) // 64
     region_bits = rng.random((n_items, n_regions)) < 0.8
