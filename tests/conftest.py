@@ -1,5 +1,4 @@
 import pytest
-
 from peakrec import Recommender
 from peakrec.pipeline.synthetic import synthetic_bundle
 

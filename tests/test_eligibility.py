@@ -3,7 +3,6 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from peakrec import _core
 from peakrec.pipeline.reference import eligible_mask
 from peakrec.pipeline.synthetic import DAY, NOW
@@ -60,9 +59,18 @@ def test_bitset_equals_numpy_oracle(recommender, bundle, r):
     rules, excluded = _core_rules(state, r)
     words, count = recommender.catalog.eligible(rules)
     expected = eligible_mask(
-        bundle.items, state.stock, state.price, state.available, r["region"], r["now"],
-        r["price_min"], _price_max(r), _mask(r["brands"], 200),
-        _mask(r["categories"], 60), _mask(r["members"], 200), excluded,
+        bundle.items,
+        state.stock,
+        state.price,
+        state.available,
+        r["region"],
+        r["now"],
+        r["price_min"],
+        _price_max(r),
+        _mask(r["brands"], 200),
+        _mask(r["categories"], 60),
+        _mask(r["members"], 200),
+        excluded,
     )
     got = np.unpackbits(words.view(np.uint8), bitorder="little", count=len(expected)).astype(bool)
     np.testing.assert_array_equal(got, expected)
@@ -90,7 +98,6 @@ def test_live_state_changes_are_seen_on_the_next_call(recommender, bundle):
 
 def test_region_out_of_range_is_invalid(recommender, bundle):
     import pytest
-
     from peakrec.errors import InvalidInputError
 
     state = ItemState.from_arrays(bundle.items.stock, bundle.items.price)

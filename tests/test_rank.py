@@ -3,7 +3,6 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from peakrec import _core
 from peakrec.pipeline.reference import filter_rank_brand_cap
 from peakrec.pipeline.synthetic import NOW
@@ -24,12 +23,29 @@ def test_filter_rank_brand_cap_equals_numpy_reference(recommender, bundle, seed,
     rows, relevance = _candidates(20_000, 1000, seed)
     rules = _core.Rules(state.stock, state.price, state.available, region, NOW)
     got_rows, got_scores, _, _ = recommender.catalog.rank(
-        rules, rows, relevance, np.ones(len(rows), np.uint8), page=0, page_size=k, now=NOW,
-        popularity_weight=0.2, max_per_brand=cap,
+        rules,
+        rows,
+        relevance,
+        np.ones(len(rows), np.uint8),
+        page=0,
+        page_size=k,
+        now=NOW,
+        popularity_weight=0.2,
+        max_per_brand=cap,
     )
     want_rows, want_scores = filter_rank_brand_cap(
-        bundle.items, state.stock, state.price, state.available, region, NOW, rows, relevance, k, cap,
-        recommender.popularity, 0.2,
+        bundle.items,
+        state.stock,
+        state.price,
+        state.available,
+        region,
+        NOW,
+        rows,
+        relevance,
+        k,
+        cap,
+        recommender.popularity,
+        0.2,
     )
     np.testing.assert_array_equal(got_rows, want_rows)
     np.testing.assert_array_equal(got_scores, want_scores)
@@ -52,7 +68,9 @@ def test_pages_are_disjoint_and_cover_the_pool_in_order(recommender):
 
 def test_category_and_brand_caps_hold_when_the_pool_is_diverse(recommender, bundle):
     rows, relevance = _candidates(20_000, 1000, 2)
-    got, _, reasons, _ = _rank(recommender, rows, relevance, page_size=30, max_per_brand=3, max_per_category=2)
+    got, _, reasons, _ = _rank(
+        recommender, rows, relevance, page_size=30, max_per_brand=3, max_per_category=2
+    )
     assert np.bincount(bundle.items.brand[got]).max() <= 3
     assert np.bincount(bundle.items.category[got]).max() <= 2
     assert not (reasons & _core.REASON_CAP_RELAXED).any()

@@ -3,11 +3,10 @@
 import time
 
 import numpy as np
+import peakrec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import peakrec
 from peakrec.errors import InvalidInputError, NotFoundError
 from peakrec.pipeline.reference import eligible_mask
 from peakrec.pipeline.synthetic import DAY, NOW
@@ -36,14 +35,23 @@ def _oracle(rec, bundle, shopper, filters, now, extra_excluded=()):
     category_ok = None
     if filters.categories_allow:
         cats = np.asarray(bundle.vocab["categories"])
-        category_ok = np.array([any(c == p or c.startswith(p + ">") for p in filters.categories_allow)
-                                for c in cats], np.uint8)
+        category_ok = np.array(
+            [any(c == p or c.startswith(p + ">") for p in filters.categories_allow) for c in cats], np.uint8
+        )
     state = rec.state
     return eligible_mask(
-        bundle.items, state.stock, state.price, state.available, region, now,
+        bundle.items,
+        state.stock,
+        state.price,
+        state.available,
+        region,
+        now,
         -np.inf if filters.price_min is None else filters.price_min,
         np.inf if filters.price_max is None else filters.price_max,
-        brand_ok, category_ok, member_mask, np.asarray(excluded, np.int64),
+        brand_ok,
+        category_ok,
+        member_mask,
+        np.asarray(excluded, np.int64),
     )
 
 
@@ -68,11 +76,16 @@ requests = st.fixed_dictionaries(
 @given(r=requests)
 def test_storefront_pages_are_eligible_full_capped_and_deterministic(recommender, bundle, r):
     shopper = Shopper(
-        user_id=r["user"], region=r["region"], context={"device": "ios"}, recent_items=tuple(r["recent"]),
-        exclude_items=tuple(r["exclude"]), member_brands=tuple(r["members"]),
+        user_id=r["user"],
+        region=r["region"],
+        context={"device": "ios"},
+        recent_items=tuple(r["recent"]),
+        exclude_items=tuple(r["exclude"]),
+        member_brands=tuple(r["members"]),
     )
-    filters = Filters(brands_allow=tuple(r["brands"]), categories_allow=tuple(r["categories"]),
-                      price_max=r["price_max"])
+    filters = Filters(
+        brands_allow=tuple(r["brands"]), categories_allow=tuple(r["categories"]), price_max=r["price_max"]
+    )
     page = Page(page_size=r["page_size"], page=r["page"], now=r["now"], explain=True)
     req = StorefrontRequest(shopper=shopper, filters=filters, page=page)
     out = recommender.storefront(req)
@@ -96,57 +109,79 @@ def test_storefront_pages_are_eligible_full_capped_and_deterministic(recommender
 
 def test_consecutive_pages_never_repeat_an_item(recommender):
     shopper = Shopper(user_id="U000010", region="R002")
-    pages = [recommender.storefront(StorefrontRequest(shopper=shopper, page=Page(page=p, page_size=20, now=NOW)))
-             for p in range(4)]
+    pages = [
+        recommender.storefront(StorefrontRequest(shopper=shopper, page=Page(page=p, page_size=20, now=NOW)))
+        for p in range(4)
+    ]
     rows = np.concatenate([p.rows for p in pages])
     assert len(rows) == 80 and len(np.unique(rows)) == 80
 
 
 def test_reserved_new_item_slots_are_filled(recommender, bundle):
     shopper = Shopper(user_id="U000011", region="R004")
-    out = recommender.storefront(StorefrontRequest(shopper=shopper, page=Page(page_size=20, now=NOW, explain=True)))
+    out = recommender.storefront(
+        StorefrontRequest(shopper=shopper, page=Page(page_size=20, now=NOW, explain=True))
+    )
     age = NOW - bundle.items.launch_ts[out.rows]
     new = (age >= 0) & (age <= recommender.config.new_days * DAY)
     assert new.sum() >= recommender.config.new_slots(20) == 2
 
 
 def test_unknown_user_is_served_cold_from_features(recommender):
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(user_id="who-knows", region="R001", context={"device": "ios", "segment": "seg-3"}),
-        page=Page(now=NOW)))
+    out = recommender.storefront(
+        StorefrontRequest(
+            shopper=Shopper(
+                user_id="who-knows", region="R001", context={"device": "ios", "segment": "seg-3"}
+            ),
+            page=Page(now=NOW),
+        )
+    )
     assert out.cold and not out.degraded and len(out.rows) == 20
 
 
 def test_nothing_known_serves_region_popular(recommender, bundle):
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(context={"region": "R005"}), page=Page(now=NOW, explain=True)))
+    out = recommender.storefront(
+        StorefrontRequest(shopper=Shopper(context={"region": "R005"}), page=Page(now=NOW, explain=True))
+    )
     # Only the region feature is known here, so the hashed vector is used; with no features at all
     # the user's stored region is unavailable, so a region is the minimum a request carries.
     assert out.cold and len(out.rows) == 20
     empty = recommender._fallback(
-        recommender.rules.compile(Filters(), recommender.state, 5, NOW, np.empty(0, np.int64),
-                                  np.empty(0, np.int64)),
-        recommender.resolver.resolve(Shopper(region="R005")), Page(now=NOW), NOW, degraded=False)
+        recommender.rules.compile(
+            Filters(), recommender.state, 5, NOW, np.empty(0, np.int64), np.empty(0, np.int64)
+        ),
+        recommender.resolver.resolve(Shopper(region="R005")),
+        Page(now=NOW),
+        NOW,
+        degraded=False,
+    )
     assert set(empty.rows.tolist()) <= set(bundle.region_popular[5].tolist())
 
 
 def test_expired_deadline_returns_the_eligible_fallback_flagged(recommender, bundle):
     shopper = Shopper(user_id="U000012", region="R006")
-    out = recommender.storefront(StorefrontRequest(
-        shopper=shopper, page=Page(now=NOW, deadline=time.monotonic() - 1, explain=True)))
+    out = recommender.storefront(
+        StorefrontRequest(shopper=shopper, page=Page(now=NOW, deadline=time.monotonic() - 1, explain=True))
+    )
     assert out.degraded and len(out.rows) == 20
     assert all("fallback" in r for r in out.reasons)
     assert _oracle(recommender, bundle, shopper, Filters(), NOW)[out.rows].all()
 
 
 def test_generous_deadline_is_not_degraded(recommender):
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(user_id="U000012", region="R006"), page=Page(now=NOW, deadline=time.monotonic() + 5)))
+    out = recommender.storefront(
+        StorefrontRequest(
+            shopper=Shopper(user_id="U000012", region="R006"),
+            page=Page(now=NOW, deadline=time.monotonic() + 5),
+        )
+    )
     assert not out.degraded
 
 
 def test_similar_items_are_near_eligible_and_exclude_the_item(recommender, bundle):
-    req = SimilarItemsRequest(item_id="I0000042", shopper=Shopper(region="R003"), page=Page(page_size=10, now=NOW))
+    req = SimilarItemsRequest(
+        item_id="I0000042", shopper=Shopper(region="R003"), page=Page(page_size=10, now=NOW)
+    )
     out = recommender.similar_items(req)
     assert 42 not in out.rows.tolist() and len(out.rows) == 10
     ok = _oracle(recommender, bundle, req.shopper, Filters(), NOW, extra_excluded=[42])
@@ -157,15 +192,20 @@ def test_similar_items_are_near_eligible_and_exclude_the_item(recommender, bundl
 
 
 def test_explain_names_source_and_boosts(recommender):
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(user_id="U000013", region="R001"), page=Page(now=NOW, explain=True)))
+    out = recommender.storefront(
+        StorefrontRequest(shopper=Shopper(user_id="U000013", region="R001"), page=Page(now=NOW, explain=True))
+    )
     assert all(r.startswith("found by ") for r in out.reasons)
     assert out.bundle_version == recommender.version
 
 
 def test_unknown_exclusions_are_counted_not_errors(recommender):
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(region="R001", exclude_items=("nope", "I0000001", "also-nope")), page=Page(now=NOW)))
+    out = recommender.storefront(
+        StorefrontRequest(
+            shopper=Shopper(region="R001", exclude_items=("nope", "I0000001", "also-nope")),
+            page=Page(now=NOW),
+        )
+    )
     assert out.unknown_excluded == 2
 
 
@@ -179,8 +219,10 @@ def test_unknown_exclusions_are_counted_not_errors(recommender):
         (StorefrontRequest(shopper=Shopper(region="R001"), page=Page(page=-1)), "page.page"),
         (StorefrontRequest(shopper=Shopper(region="R001", vector=(float("nan"),) * 32)), "shopper.vector"),
         (StorefrontRequest(shopper=Shopper(region="R001", vector=(1.0,) * 3)), "shopper.vector"),
-        (StorefrontRequest(shopper=Shopper(region="R001"), filters=Filters(price_min=10, price_max=5)),
-         "filters.price_min"),
+        (
+            StorefrontRequest(shopper=Shopper(region="R001"), filters=Filters(price_min=10, price_max=5)),
+            "filters.price_min",
+        ),
     ],
 )
 def test_bad_input_raises_invalid_input_naming_the_field(recommender, request_, field):
@@ -195,8 +237,11 @@ def test_unknown_item_for_similar_items_is_not_found(recommender):
 
 def test_supplied_vector_is_used(recommender, bundle):
     v = bundle.items.vectors[7]
-    out = recommender.storefront(StorefrontRequest(
-        shopper=Shopper(region="R001", vector=tuple(v.tolist())), page=Page(now=NOW, page_size=5)))
+    out = recommender.storefront(
+        StorefrontRequest(
+            shopper=Shopper(region="R001", vector=tuple(v.tolist())), page=Page(now=NOW, page_size=5)
+        )
+    )
     assert not out.cold and len(out.rows) == 5
 
 

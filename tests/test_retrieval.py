@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from peakrec import _core
 from peakrec.pipeline.synthetic import NOW
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
@@ -33,9 +32,15 @@ def _rules(bundle, selectivity, seed=0, correlated=False):
 def _catalog_everywhere(bundle):
     n = len(bundle.items.brand)
     return _core.Catalog(
-        np.asarray(bundle.items.brand, np.int32), np.asarray(bundle.items.category, np.int32),
-        np.full((n, 2), ~np.uint64(0), np.uint64), np.zeros(n, np.int64), np.zeros(n, np.int64),
-        np.zeros(n, np.int64), np.zeros(n, np.uint8), np.zeros(n, np.uint64), np.zeros(n, np.float32),
+        np.asarray(bundle.items.brand, np.int32),
+        np.asarray(bundle.items.category, np.int32),
+        np.full((n, 2), ~np.uint64(0), np.uint64),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.uint8),
+        np.zeros(n, np.uint64),
+        np.zeros(n, np.float32),
     )
 
 
@@ -62,8 +67,16 @@ def test_every_strategy_returns_only_eligible_rows_and_fills(hnsw_bundle, strate
     catalog = _catalog_everywhere(hnsw_bundle)
     state, rules = _rules(hnsw_bundle, 0.3, seed=3)
     q = _queries(hnsw_bundle, 1).copy()
-    got = retrieve(hnsw_bundle.index, hnsw_bundle.items.vectors, catalog, rules, q, 150, RetrievalConfig(),
-                   force=strategy)
+    got = retrieve(
+        hnsw_bundle.index,
+        hnsw_bundle.items.vectors,
+        catalog,
+        rules,
+        q,
+        150,
+        RetrievalConfig(),
+        force=strategy,
+    )
     assert state.available[got.rows].all()
     assert len(got.rows) >= 150
     assert got.strategy == strategy
@@ -76,7 +89,9 @@ def test_strategy_follows_selectivity(hnsw_bundle):
     for sel in [0.01, 0.05, 1.0]:
         _, rules = _rules(hnsw_bundle, sel)
         q = _queries(hnsw_bundle, 1).copy()
-        picked[sel] = retrieve(hnsw_bundle.index, hnsw_bundle.items.vectors, catalog, rules, q, 100, config).strategy
+        picked[sel] = retrieve(
+            hnsw_bundle.index, hnsw_bundle.items.vectors, catalog, rules, q, 100, config
+        ).strategy
     assert picked == {0.01: "exact", 0.05: "bitmap", 1.0: "ann"}
 
 

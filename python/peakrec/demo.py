@@ -18,9 +18,9 @@ def main() -> None:
     matrix = hasher.transform(SHOPPERS)
     table = np.random.default_rng(0).standard_normal((2**18, 8)).astype(np.float32)
     pooled = hasher.pool(SHOPPERS, table, mode="mean")
-    for shopper, row, vector in zip(SHOPPERS, matrix, pooled):
+    for shopper, row, vector in zip(SHOPPERS, matrix, pooled, strict=True):
         print(shopper)
-        print("  hashed buckets:", dict(zip(row.indices.tolist(), row.data.tolist())))
+        print("  hashed buckets:", dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)))
         print("  pooled vector :", np.round(vector, 3).tolist())
 
 

@@ -92,7 +92,10 @@ class Recommender:
         campaigns = bundle.vocab.get("campaigns", [])
         segment_index = {s: i for i, s in enumerate(bundle.vocab.get("segments", []))}
         self.campaign_segments = np.array(
-            [sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index) for c in campaigns],
+            [
+                sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index)
+                for c in campaigns
+            ],
             dtype=np.uint64,
         )
         self.campaign_boosts = np.array([float(c.get("boost", 0.0)) for c in campaigns], dtype=np.float32)
@@ -129,7 +132,9 @@ class Recommender:
             resolved.query = np.ascontiguousarray(self.vectors[similar_to], dtype=np.float32).reshape(1, -1)
             resolved.cold = False
         excluded, unknown = self._excluded(shopper, resolved, similar_to)
-        rules = self.rules.compile(filters, self.state, resolved.region, now, resolved.member_brands, excluded)
+        rules = self.rules.compile(
+            filters, self.state, resolved.region, now, resolved.member_brands, excluded
+        )
         t1 = time.monotonic()
         stages["resolve"] = t1 - t0
 
@@ -160,7 +165,9 @@ class Recommender:
         if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
             pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
             rows.append(pop_rows)
-            rel.append(self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32))
+            rel.append(
+                self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
+            )
             src.append(np.full(len(pop_rows), SOURCE_POPULAR, np.uint8))
         t2 = time.monotonic()
         stages["retrieve"] = t2 - t1
@@ -180,7 +187,9 @@ class Recommender:
         rec.stage_seconds = stages
         return rec
 
-    def _excluded(self, shopper: Shopper, resolved: Resolved, similar_to: int | None) -> tuple[np.ndarray, int]:
+    def _excluded(
+        self, shopper: Shopper, resolved: Resolved, similar_to: int | None
+    ) -> tuple[np.ndarray, int]:
         parts = [resolved.purchased_rows]
         unknown = 0
         if shopper.exclude_items:

@@ -130,7 +130,9 @@ def synthetic_bundle(
     has_vector = (rng.random(n_users) < 0.9).astype(np.uint8)
     user_vectors[has_vector == 0] = 0
     purchased_counts = rng.integers(0, 6, n_users)
-    features = [[f"device={'ios' if u % 2 else 'android'}", f"segment={segments[u % 20]}"] for u in range(n_users)]
+    features = [
+        [f"device={'ios' if u % 2 else 'android'}", f"segment={segments[u % 20]}"] for u in range(n_users)
+    ]
     users = SimpleNamespace(
         ids=np.array([f"U{u:06d}" for u in range(n_users)]),
         vectors=user_vectors,
@@ -167,7 +169,12 @@ def synthetic_bundle(
         "dimension": dim,
         "metric": "inner_product",
         "index": {"factory": index_factory, "search_params": {}},
-        "coldstart": {"n_features": n_buckets, "input_type": "string", "alternate_sign": True, "pooling": "mean"},
+        "coldstart": {
+            "n_features": n_buckets,
+            "input_type": "string",
+            "alternate_sign": True,
+            "pooling": "mean",
+        },
     }
     return SyntheticBundle(
         path=Path("/nonexistent/synthetic"),
