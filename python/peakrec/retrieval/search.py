@@ -164,7 +164,9 @@ def retrieve(
 
 def _ann(index, catalog, rules, query, need, fraction, config, deadline, forced) -> Retrieved | None:
     n = len(catalog)
-    depth = min(n, max(need, math.ceil(need * config.oversample / max(fraction, 1e-6))))
+    # Oversample only when some items are ineligible: at 100% the plain search is already enough.
+    margin = config.oversample if fraction < 1.0 else 1.0
+    depth = min(n, max(need, math.ceil(need * margin / max(fraction, 1e-6))))
     max_depth = n if forced else config.max_ann_depth
     while True:
         if depth > max_depth:

@@ -1,0 +1,7 @@
+"""Bundles: build (offline), verify and load (read-only, memory-mapped)."""
+
+from peakrec.bundle.build import build_bundle
+from peakrec.bundle.load import Bundle, ItemColumns, UserColumns, load_bundle
+from peakrec.bundle.verify import verify_bundle
+
+__all__ = ["Bundle", "ItemColumns", "UserColumns", "build_bundle", "load_bundle", "verify_bundle"]

@@ -1,0 +1,143 @@
+"""``load_bundle``: maps a verified bundle read-only, so N worker processes share one copy.
+
+FAISS in faiss-cpu 1.15 has two mmap flags: ``IO_FLAG_MMAP`` maps only the inverted lists of IVF
+indexes (Flat and HNSW are still read into private memory), while ``IO_FLAG_MMAP_IFC`` maps the
+codes of flat-code indexes (Flat, SQ, PQ, and HNSW's storage) and HNSW's graph. We pass both plus
+``IO_FLAG_READ_ONLY``, so Flat, HNSW*,Flat/SQ and IVF*,Flat/SQ8/PQ indexes are all shared pages.
+Numpy columns use ``mmap_mode="r"``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from peakrec.bundle.manifest import resolve
+from peakrec.bundle.verify import verify_bundle
+from peakrec.errors import BundleError
+
+MMAP_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+
+
+@dataclass(frozen=True)
+class ItemColumns:
+    """One read-only memory-mapped array per ``items/*.npy`` file (see docs/bundle-format.md)."""
+
+    ids: np.ndarray
+    ids_sorted: np.ndarray
+    ids_order: np.ndarray
+    titles: np.ndarray
+    vectors: np.ndarray
+    brand: np.ndarray
+    category: np.ndarray
+    price: np.ndarray
+    stock: np.ndarray
+    regions: np.ndarray
+    launch_ts: np.ndarray
+    presale_start: np.ndarray
+    presale_end: np.ndarray
+    member_only: np.ndarray
+    campaigns: np.ndarray
+    popularity: np.ndarray
+
+
+@dataclass(frozen=True)
+class UserColumns:
+    """One read-only memory-mapped array per ``users/*.npy`` file."""
+
+    ids: np.ndarray
+    ids_sorted: np.ndarray
+    ids_order: np.ndarray
+    vectors: np.ndarray
+    has_vector: np.ndarray
+    region: np.ndarray
+    segments: np.ndarray
+    lifecycle: np.ndarray
+    memberships_indptr: np.ndarray
+    memberships: np.ndarray
+    purchased_indptr: np.ndarray
+    purchased: np.ndarray
+    features_indptr: np.ndarray
+    features: np.ndarray
+
+
+class Bundle:
+    """A loaded bundle. Arrays are read-only maps; nothing per item is copied into Python objects."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.version: str = manifest["version"]
+        self.config: dict[str, Any] = _json(path / "config.json")
+        self.vocab: dict[str, Any] = _json(path / "vocab.json")
+        self.index: faiss.Index = faiss.read_index(str(path / "index.faiss"), MMAP_FLAGS)
+        self.items = ItemColumns(**_columns(path / "items", ItemColumns))
+        self.users = UserColumns(**_columns(path / "users", UserColumns))
+        self.coldstart_table: np.ndarray = _npy(path / "coldstart/table.npy")
+        self.region_popular: np.ndarray = _npy(path / "fallback/region_popular.npy")
+        self.text_dir: Path = path / "text"
+        self._regions = np.asarray(self.vocab["regions"])
+        self._regions_order = np.argsort(self._regions)
+
+    def item_rows(self, ids: Sequence[str]) -> np.ndarray:
+        """int64 [len(ids)]: the row of each item id, -1 for unknown ids."""
+        return _lookup(self.items.ids_sorted, self.items.ids_order, ids)
+
+    def user_row(self, user_id: str) -> int:
+        """The row of ``user_id`` in the users columns, -1 if unknown."""
+        return int(_lookup(self.users.ids_sorted, self.users.ids_order, [user_id])[0])
+
+    def region_index(self, code: str) -> int:
+        """The bit of region ``code`` (index into vocab regions), -1 if unknown."""
+        return int(_lookup(self._regions[self._regions_order], self._regions_order, [code])[0])
+
+    def __repr__(self) -> str:
+        c = self.manifest["counts"]
+        return f"Bundle({self.version!r}, items={c['items']}, users={c['users']}, d={self.manifest['dimension']})"
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Loads the bundle at ``path`` (a bundle directory, or a BUNDLES_DIR with ``CURRENT``).
+
+    With ``verify`` (the default) every file's sha256 and the schema version are checked first and a
+    :class:`BundleError` names the first problem; a bad bundle is never returned.
+    """
+    bundle = resolve(path)
+    if not bundle.is_dir():
+        raise BundleError(f"bundle {bundle}: no such directory")
+    if verify:
+        manifest = verify_bundle(bundle)
+    else:
+        manifest = _json(bundle / "manifest.json")
+    try:
+        return Bundle(bundle, manifest)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise BundleError(f"bundle {bundle}: cannot be loaded ({err})") from None
+
+
+def _lookup(ids_sorted: np.ndarray, order: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+    query = np.asarray(ids, dtype=str)
+    if query.size == 0 or len(ids_sorted) == 0:
+        return np.full(query.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids_sorted, query), len(ids_sorted) - 1)
+    found = ids_sorted[pos] == query
+    return np.where(found, np.asarray(order)[pos], -1).astype(np.int64)
+
+
+def _json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _npy(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _columns(directory: Path, cls: type) -> dict[str, np.ndarray]:
+    return {f.name: _npy(directory / f"{f.name}.npy") for f in fields(cls)}
