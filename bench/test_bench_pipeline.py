@@ -42,15 +42,22 @@ def _record(benchmark, baseline_seconds: float, name: str) -> None:
     benchmark.extra_info[f"{name}_median_us"] = baseline_seconds * 1e6
     benchmark.extra_info["ours_median_us"] = ours * 1e6
     benchmark.extra_info["ratio"] = ours / baseline_seconds
-    print(f"\n{benchmark.name}: ours {ours * 1e6:.1f} us, {name} {baseline_seconds * 1e6:.1f} us, "
-          f"ours/{name} = {ours / baseline_seconds:.3f}")
+    print(
+        f"\n{benchmark.name}: ours {ours * 1e6:.1f} us, {name} {baseline_seconds * 1e6:.1f} us, "
+        f"ours/{name} = {ours / baseline_seconds:.3f}"
+    )
 
 
 @pytest.fixture(scope="module")
 def big():
     faiss.omp_set_num_threads(1)
     bundle = synthetic_bundle(
-        n_items=N_ITEMS, n_users=200, dim=64, n_regions=1, index_factory="HNSW32,Flat", seed=3,
+        n_items=N_ITEMS,
+        n_users=200,
+        dim=64,
+        n_regions=1,
+        index_factory="HNSW32,Flat",
+        seed=3,
         index_cache=CACHE,
     )
     items = bundle.items
@@ -66,10 +73,18 @@ def big():
     # Relevance only, no caps: the page must then equal the baseline's top-k exactly.
     bundle.config = {
         "ranking": {
-            "popularity_by_stage": {s: 0.0 for s in ("awareness", "interest", "purchase", "loyalty")},
-            "cold_popularity": 0.0, "new_boost": 0.0, "new_share": 0.0, "member_boost": 0.0,
-            "loyalty_member_boost": 0.0, "considered_boost": 0.0, "max_brand_share": 1.0,
-            "max_category_share": 1.0, "candidates_factor": 1.0,
+            "lifecycle_weights": {
+                s: {"relevance": 1.0, "popularity": 0.0, "novelty": 0.0}
+                for s in ("awareness", "interest", "purchase", "loyalty")
+            },
+            "new_item_boost": 0.0,
+            "new_item_reserved_share": 0.0,
+            "member_boost": 0.0,
+            "loyalty_member_boost": 0.0,
+            "considered_boost": 0.0,
+            "max_per_brand": 0,
+            "max_per_category": 0,
+            "candidates_factor": 1.0,
         }
     }
     return bundle
@@ -90,7 +105,9 @@ def test_rust_filter_rank_brand_cap_vs_numpy(benchmark, big):
     rules = _core.Rules(state.stock, state.price, state.available, 0, NOW)
 
     def ours():
-        return rec.catalog.rank(rules, rows, relevance, sources, page=0, page_size=K, now=NOW, max_per_brand=5)
+        return rec.catalog.rank(
+            rules, rows, relevance, sources, page=0, page_size=K, now=NOW, max_per_brand=5
+        )
 
     def numpy_version():
         return filter_rank_brand_cap(

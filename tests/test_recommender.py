@@ -97,7 +97,7 @@ def test_storefront_pages_are_eligible_full_capped_and_deterministic(recommender
     assert len(set(out.rows.tolist())) == len(out.rows)
     assert out.item_ids == bundle.items.ids[out.rows].tolist()
     assert np.all(np.diff(out.scores) <= 0)
-    max_brand, max_category = recommender.config.caps(r["page_size"])
+    max_brand, max_category = recommender.config.max_per_brand, recommender.config.max_per_category
     relaxed = np.array(["cap-relaxed" in reason for reason in out.reasons], bool)
     for column, cap in [(bundle.items.brand, max_brand), (bundle.items.category, max_category)]:
         kept = column[out.rows][~relaxed]
@@ -123,7 +123,7 @@ def test_reserved_new_item_slots_are_filled(recommender, bundle):
         StorefrontRequest(shopper=shopper, page=Page(page_size=20, now=NOW, explain=True))
     )
     age = NOW - bundle.items.launch_ts[out.rows]
-    new = (age >= 0) & (age <= recommender.config.new_days * DAY)
+    new = (age >= 0) & (age <= recommender.config.new_item_window_days * DAY)
     assert new.sum() >= recommender.config.new_slots(20) == 2
 
 

@@ -47,9 +47,12 @@ class RetrievalConfig:
                 values["ef_search"] = int(value)
             elif key == "nprobe":
                 values["nprobe"] = int(value)
-        for name in cls.__dataclass_fields__:
-            if name in config:
-                values[name] = type(getattr(cls, name))(config[name])
+        # Names `peakrec build` writes (python/peakrec/bundle/config.py) -> ours.
+        aliases = {"filtered_search_below": "ann_min_fraction", "exact_scan_below": "exact_max_rows"}
+        for key, value in config.items():
+            name = aliases.get(key, key)
+            if name in cls.__dataclass_fields__:
+                values[name] = type(getattr(cls, name))(value)
         return cls(**values)
 
 
