@@ -85,7 +85,9 @@ def build_bundle(
     user_columns, dropped = _user_columns(user_table, vocab, columns["ids_sorted"], columns["ids_order"])
 
     factory = settings["index"]["factory"] or (
-        "Flat" if len(item_table) <= settings["index"]["exact_max_items"] else settings["index"]["large_factory"]
+        "Flat"
+        if len(item_table) <= settings["index"]["exact_max_items"]
+        else settings["index"]["large_factory"]
     )
     index, search_params = _build_index(item_table.vectors, factory, settings["index"], bar)
     recall = measure_recall(
@@ -102,7 +104,10 @@ def build_bundle(
         warm = np.flatnonzero(user_table.has_vector)
         rows = [user_columns["_hashed"][i] for i in warm]
         fit = coldstart.fit_table(
-            rows, user_table.vectors[warm], settings["coldstart"]["n_features"], settings["coldstart"]["alpha"]
+            rows,
+            user_table.vectors[warm],
+            settings["coldstart"]["n_features"],
+            settings["coldstart"]["alpha"],
         )
         p.update(1)
     fallback = region_popular(
@@ -208,7 +213,9 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(hits.any(axis=2).sum(axis=1).mean() / exact.shape[1])
 
 
-def region_popular(regions: np.ndarray, popularity: np.ndarray, stock: np.ndarray, per_region: int) -> np.ndarray:
+def region_popular(
+    regions: np.ndarray, popularity: np.ndarray, stock: np.ndarray, per_region: int
+) -> np.ndarray:
     """int32 [R, K]: per region, in-stock item rows sellable there by popularity (desc), -1 padded."""
     n_regions = len(REGION_CODES)
     k = min(per_region, len(popularity))
@@ -232,10 +239,16 @@ def _vocab(items: ItemTable, users: UserTable, campaigns: list[dict[str, Any]], 
         if c["boost"] is None:
             c["boost"] = default_boost
     if len(all_campaigns) > MAX_CAMPAIGNS:
-        raise InvalidInputError(f"{items.where.name}: {len(all_campaigns)} campaigns, at most {MAX_CAMPAIGNS}")
-    segments = sorted({s for ss in users.segments for s in ss} | {s for c in all_campaigns for s in c["segments"]})
+        raise InvalidInputError(
+            f"{items.where.name}: {len(all_campaigns)} campaigns, at most {MAX_CAMPAIGNS}"
+        )
+    segments = sorted(
+        {s for ss in users.segments for s in ss} | {s for c in all_campaigns for s in c["segments"]}
+    )
     if len(segments) > MAX_SEGMENTS:
-        raise InvalidInputError(f"{users.where.name}: {len(segments)} audience segments, at most {MAX_SEGMENTS}")
+        raise InvalidInputError(
+            f"{users.where.name}: {len(segments)} audience segments, at most {MAX_SEGMENTS}"
+        )
     return {
         "regions": list(REGION_CODES),
         "brands": sorted(set(items.brand)),

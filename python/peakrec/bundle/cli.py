@@ -54,13 +54,19 @@ def run_build(args: argparse.Namespace) -> int:
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     cold = m["coldstart"]
     print(f"built {path}")
-    print(f"  items {c['items']:,}  users {c['users']:,} ({c['users_with_vector']:,} with vectors)  "
-          f"dim {m['dimension']}  regions {c['regions']}  brands {c['brands']}  categories {c['categories']}")
-    print(f"  index {m['index']['factory']} {m['index']['search_params']}  "
-          f"recall@{r['k']} {r['recall_at_k']:.4f} on {r['queries']} {r['query_source']} queries")
+    print(
+        f"  items {c['items']:,}  users {c['users']:,} ({c['users_with_vector']:,} with vectors)  "
+        f"dim {m['dimension']}  regions {c['regions']}  brands {c['brands']}  categories {c['categories']}"
+    )
+    print(
+        f"  index {m['index']['factory']} {m['index']['search_params']}  "
+        f"recall@{r['k']} {r['recall_at_k']:.4f} on {r['queries']} {r['query_source']} queries"
+    )
     if "heldout_cosine" in cold:
-        print(f"  cold start: {cold['active_buckets']} buckets, held-out cosine {cold['heldout_cosine']:.3f} "
-              f"(mean vector {cold['mean_vector_cosine']:.3f})")
+        print(
+            f"  cold start: {cold['active_buckets']} buckets, held-out cosine {cold['heldout_cosine']:.3f} "
+            f"(mean vector {cold['mean_vector_cosine']:.3f})"
+        )
     print(f"  size {size / 2**20:.1f} MiB  time {time.monotonic() - started:.1f}s  CURRENT -> {path.name}")
     return 0  # fmt: skip
 

@@ -79,7 +79,9 @@ def fit_table(
         pred = (x[test] @ t_part).astype(np.float64)
         stats["heldout_users"] = int(test.sum())
         stats["heldout_cosine"] = round(_mean_cosine(pred, y[test]), 4)
-        stats["mean_vector_cosine"] = round(_mean_cosine(np.broadcast_to(y[~test].mean(0), pred.shape), y[test]), 4)
+        stats["mean_vector_cosine"] = round(
+            _mean_cosine(np.broadcast_to(y[~test].mean(0), pred.shape), y[test]), 4
+        )
     t_all = _solve(x, y, alpha)
     table[:] = t_all
     stats["active_buckets"] = int(np.count_nonzero(np.any(t_all != 0, axis=1)))

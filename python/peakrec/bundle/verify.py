@@ -14,8 +14,10 @@ def verify_bundle(path: str | Path, progress: bool = False) -> dict:
     (missing manifest, wrong schema version, missing file, checksum mismatch, unlisted file)."""
     problems = find_problems(path, progress=progress)
     if problems:
-        raise BundleError(f"bundle {Path(path)}: {problems[0]}" + (
-            f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
+        raise BundleError(
+            f"bundle {Path(path)}: {problems[0]}"
+            + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+        )
     with open(Path(path) / MANIFEST, encoding="utf-8") as f:
         return json.load(f)
 

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    spec = DemoSpec(items=args.items, users=args.users, dim=args.dim, seed=args.seed, cold_share=args.cold_share)
+    spec = DemoSpec(
+        items=args.items, users=args.users, dim=args.dim, seed=args.seed, cold_share=args.cold_share
+    )
     try:
         counts = generate(args.out, spec, fmt=args.format)
     except ValueError as err:

@@ -98,7 +98,26 @@ SEGMENTS = [
 ]  # fmt: skip
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+"]
 DEVICES = ["android", "ios", "mini-program", "pc"]
-FOREIGN = ["BR", "US", "SG", "MY", "JP", "KR", "GB", "DE", "FR", "AU", "CA", "TH", "VN", "ID", "MX", "ES", "IT", "AE"]
+FOREIGN = [
+    "BR",
+    "US",
+    "SG",
+    "MY",
+    "JP",
+    "KR",
+    "GB",
+    "DE",
+    "FR",
+    "AU",
+    "CA",
+    "TH",
+    "VN",
+    "ID",
+    "MX",
+    "ES",
+    "IT",
+    "AE",
+]
 CROSS_BORDER = ["CN", "BR", "US", "GB", "DE", "FR", "JP", "KR", "AU", "CA", "MX", "ES", "SG", "MY"]
 CAMPAIGNS = [
     ("double11-main", "双11 主会场 Double 11 main venue", [], 0.05),
@@ -149,7 +168,9 @@ def generate(out: str | Path, spec: DemoSpec, fmt: str = "jsonl") -> dict[str, A
     _write_items(out, items, fmt)
     _write_users(out, users, history, fmt)
     np.save(out / "item_vectors.npy", items["vectors"])
-    np.save(out / "user_vectors.npy", np.where(users["cold"][:, None], 0, users["vectors"]).astype(np.float32))
+    np.save(
+        out / "user_vectors.npy", np.where(users["cold"][:, None], 0, users["vectors"]).astype(np.float32)
+    )
     with open(out / "heldout.jsonl", "w", encoding="utf-8") as f:
         for u, rows in zip(users["user_id"], heldout):
             f.write(json.dumps({"user_id": u, "next_purchases": [items["item_id"][r] for r in rows]}) + "\n")
@@ -168,9 +189,14 @@ class _Latent:
         self.groups = groups
         self.leaf_group = np.array([groups.index(path.split(">")[0]) for path, *_ in CATEGORIES])
         group_vec = _normalize(rng.standard_normal((len(groups), d)))
-        self.category = _normalize(0.6 * group_vec[self.leaf_group] + 0.8 * _normalize(rng.standard_normal((len(CATEGORIES), d))))
+        self.category = _normalize(
+            0.6 * group_vec[self.leaf_group] + 0.8 * _normalize(rng.standard_normal((len(CATEGORIES), d)))
+        )
         self.attribute = _normalize(rng.standard_normal((len(CATEGORIES), 4, d)))
-        shop = [(f"优选小店{i:03d}", tuple(rng.choice(groups, 2, replace=False)), False, False) for i in range(N_SHOP_BRANDS)]
+        shop = [
+            (f"优选小店{i:03d}", tuple(rng.choice(groups, 2, replace=False)), False, False)
+            for i in range(N_SHOP_BRANDS)
+        ]
         self.brands = BRANDS + shop
         self.brand = _normalize(rng.standard_normal((len(self.brands), d)))
         self._rng = rng
@@ -209,7 +235,9 @@ def _items(rng: np.random.Generator, latent: _Latent, n: int) -> dict[str, Any]:
         brand[rows] = rng.choice(cand, size=len(rows), p=w / w.sum())
     attr = rng.integers(0, 4, size=n)
     noise = _normalize(rng.standard_normal((n, latent.d)))
-    vectors = _normalize(latent.category[leaf] + 0.45 * latent.brand[brand] + 0.35 * latent.attribute[leaf, attr] + 0.3 * noise)
+    vectors = _normalize(
+        latent.category[leaf] + 0.45 * latent.brand[brand] + 0.35 * latent.attribute[leaf, attr] + 0.3 * noise
+    )
     premium = np.array([br[2] for br in latent.brands])[brand]
     base = np.array([c[4] for c in CATEGORIES])[leaf]
     price = base * np.exp(rng.normal(0, 0.45, n)) * np.where(premium, 1.8, 1.0)
@@ -247,7 +275,9 @@ def _items(rng: np.random.Generator, latent: _Latent, n: int) -> dict[str, Any]:
 def _users(rng: np.random.Generator, latent: _Latent, m: int, cold_share: float) -> dict[str, Any]:
     provinces = list(CN_PROVINCES)
     region_pool = provinces + FOREIGN
-    weights = np.concatenate([rng.dirichlet(np.full(len(provinces), 2.0)) * 0.85, rng.dirichlet(np.full(len(FOREIGN), 1.0)) * 0.15])
+    weights = np.concatenate(
+        [rng.dirichlet(np.full(len(provinces), 2.0)) * 0.85, rng.dirichlet(np.full(len(FOREIGN), 1.0)) * 0.15]
+    )
     region = list(np.array(region_pool)[rng.choice(len(region_pool), size=m, p=weights)])
     age = rng.choice(len(AGE_BANDS), size=m, p=[0.25, 0.32, 0.2, 0.13, 0.1])
     gender = rng.choice(["f", "m"], size=m, p=[0.58, 0.42])
@@ -480,5 +510,12 @@ def _write_build_toml(out: Path) -> None:
     lines = ["# Campaigns of the demo catalogue (peakrec build --config build.toml)."]
     for cid, name, segments, boost in CAMPAIGNS:
         seg = ", ".join(f'"{s}"' for s in segments)
-        lines += ["", "[[campaigns]]", f'id = "{cid}"', f'name = "{name}"', f"segments = [{seg}]", f"boost = {boost}"]
+        lines += [
+            "",
+            "[[campaigns]]",
+            f'id = "{cid}"',
+            f'name = "{name}"',
+            f"segments = [{seg}]",
+            f"boost = {boost}",
+        ]
     (out / "build.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")

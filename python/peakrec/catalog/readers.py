@@ -32,7 +32,9 @@ def read_items(path: str | Path, vectors: str | Path | None = None, progress: An
         table.vectors, has = _vectors_from_field(table.embedding, table.where)
         if not has.all():
             i = int(np.argmin(has))
-            raise InvalidInputError(f'{table.where.at(i)}: missing required field "embedding" (no --item-vectors)')
+            raise InvalidInputError(
+                f'{table.where.at(i)}: missing required field "embedding" (no --item-vectors)'
+            )
     table.embedding = []
     return table
 
@@ -71,7 +73,9 @@ def load_vectors(path: str | Path, rows: int, records_name: str) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise InvalidInputError(f"{path.name}: not a readable .npy matrix ({err})") from None
     if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise InvalidInputError(f"{path.name}: expected a 2-d matrix [rows, dimension], got shape {matrix.shape}")
+        raise InvalidInputError(
+            f"{path.name}: expected a 2-d matrix [rows, dimension], got shape {matrix.shape}"
+        )
     if not np.issubdtype(matrix.dtype, np.floating):
         raise InvalidInputError(f"{path.name}: expected float vectors, got dtype {matrix.dtype}")
     if matrix.shape[0] != rows:

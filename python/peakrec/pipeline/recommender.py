@@ -65,7 +65,7 @@ class Recommender:
         self.version = bundle.version
         self.state = state if state is not None else ItemState.from_arrays(items.stock, items.price)
         config = bundle.config or {}
-        self.config = RankingConfig.from_config(config.get("ranking", {}))
+        self.config = RankingConfig.from_config(config.get("ranking", {}), config.get("retrieval", {}))
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
         self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
         self.index = bundle.index
@@ -92,10 +92,16 @@ class Recommender:
         campaigns = bundle.vocab.get("campaigns", [])
         segment_index = {s: i for i, s in enumerate(bundle.vocab.get("segments", []))}
         self.campaign_segments = np.array(
-            [sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index) for c in campaigns],
+            [
+                sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index)
+                for c in campaigns
+            ],
             dtype=np.uint64,
         )
-        self.campaign_boosts = np.array([float(c.get("boost", 0.0)) for c in campaigns], dtype=np.float32)
+        default_boost = self.config.campaign_boost
+        self.campaign_boosts = np.array(
+            [float(c.get("boost") or default_boost) for c in campaigns], dtype=np.float32
+        )
         self.region_popular = bundle.region_popular
         self.resolver = ShopperResolver(bundle, self.config)
         self.rules = RuleCompiler(bundle)
@@ -129,7 +135,9 @@ class Recommender:
             resolved.query = np.ascontiguousarray(self.vectors[similar_to], dtype=np.float32).reshape(1, -1)
             resolved.cold = False
         excluded, unknown = self._excluded(shopper, resolved, similar_to)
-        rules = self.rules.compile(filters, self.state, resolved.region, now, resolved.member_brands, excluded)
+        rules = self.rules.compile(
+            filters, self.state, resolved.region, now, resolved.member_brands, excluded
+        )
         t1 = time.monotonic()
         stages["resolve"] = t1 - t0
 
@@ -149,18 +157,20 @@ class Recommender:
         rows = [got.rows]
         rel = [got.relevance]
         src = [np.full(len(got.rows), _STRATEGY_SOURCE[got.strategy], np.uint8)]
-        new_window = int(self.config.new_days * DAY)
+        new_window = int(self.config.new_item_window_days * DAY)
         new_slots = self.config.new_slots(page.page_size) if similar_to is None else 0
-        if similar_to is None and (new_slots or self.config.new_boost):
+        if similar_to is None and (new_slots or self.config.new_item_boost):
             new_rows, new_rel = self._new_items(rules, resolved.query, now, new_window, page_end)
             rows.append(new_rows)
             rel.append(new_rel)
             src.append(np.full(len(new_rows), SOURCE_NEW, np.uint8))
-        popularity = self._popularity_weight(resolved) if similar_to is None else 0.0
+        popularity = self.config.stage(resolved.lifecycle)["popularity"] if similar_to is None else 0.0
         if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
             pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
             rows.append(pop_rows)
-            rel.append(self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32))
+            rel.append(
+                self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
+            )
             src.append(np.full(len(pop_rows), SOURCE_POPULAR, np.uint8))
         t2 = time.monotonic()
         stages["retrieve"] = t2 - t1
@@ -180,7 +190,9 @@ class Recommender:
         rec.stage_seconds = stages
         return rec
 
-    def _excluded(self, shopper: Shopper, resolved: Resolved, similar_to: int | None) -> tuple[np.ndarray, int]:
+    def _excluded(
+        self, shopper: Shopper, resolved: Resolved, similar_to: int | None
+    ) -> tuple[np.ndarray, int]:
         parts = [resolved.purchased_rows]
         unknown = 0
         if shopper.exclude_items:
@@ -191,11 +203,6 @@ class Recommender:
             parts.append(np.array([similar_to], np.int64))
         excluded = np.unique(np.concatenate(parts).astype(np.int64, copy=False))
         return excluded, unknown
-
-    def _popularity_weight(self, resolved: Resolved) -> float:
-        if resolved.cold:
-            return self.config.cold_popularity
-        return float(self.config.popularity_by_stage.get(resolved.lifecycle, 0.0))
 
     def _new_items(self, rules, query, now: int, window: int, page_end: int):
         """The most recently launched items (within the new-item window) that are eligible."""
@@ -212,19 +219,22 @@ class Recommender:
         return rows[rows >= 0]
 
     def _rank_kwargs(self, resolved, page: Page, now, new_window, new_slots, popularity, storefront: bool):
-        max_brand, max_category = self.config.caps(page.page_size)
+        cfg = self.config
+        stage = cfg.stage(resolved.lifecycle)
         kwargs = dict(
             page=page.page,
             page_size=page.page_size,
             now=now,
-            relevance_weight=self.config.relevance,
+            relevance_weight=stage["relevance"] if storefront else 1.0,
             popularity_weight=popularity,
-            max_per_brand=max_brand,
-            max_per_category=max_category,
+            max_per_brand=cfg.max_per_brand,
+            max_per_category=cfg.max_per_category,
         )
         if not storefront:
             return kwargs
-        kwargs.update(new_boost=self.config.new_boost, new_window=new_window, new_slots=new_slots)
+        kwargs.update(
+            new_boost=cfg.new_item_boost + stage["novelty"], new_window=new_window, new_slots=new_slots
+        )
         if resolved.segments and len(self.campaign_segments):
             active = (self.campaign_segments & np.uint64(resolved.segments)) != 0
             kwargs["campaign_boost"] = np.where(active, self.campaign_boosts, 0).astype(np.float32)
@@ -233,18 +243,17 @@ class Recommender:
             members[resolved.member_brands] = 1
             kwargs["member_brands"] = members
             loyal = resolved.lifecycle == "loyalty"
-            kwargs["member_boost"] = self.config.loyalty_member_boost if loyal else self.config.member_boost
+            kwargs["member_boost"] = cfg.loyalty_member_boost if loyal else cfg.member_boost
         if resolved.lifecycle == "purchase" and len(resolved.recent_rows):
             considered = np.zeros(self.n_categories, np.uint8)
             considered[self.category_of[resolved.recent_rows]] = 1
             kwargs["considered_categories"] = considered
-            kwargs["considered_boost"] = self.config.considered_boost
+            kwargs["considered_boost"] = cfg.considered_boost
         return kwargs
 
     def _fallback(self, rules, resolved: Resolved, page: Page, now: int, degraded: bool) -> Recommendation:
         """The region-popular list (eligible items only), in popularity order."""
         rows = self._popular_rows(resolved.region)
-        max_brand, max_category = self.config.caps(page.page_size)
         out = self.catalog.rank(
             rules,
             rows,
@@ -253,8 +262,8 @@ class Recommender:
             page=page.page,
             page_size=page.page_size,
             now=now,
-            max_per_brand=max_brand,
-            max_per_category=max_category,
+            max_per_brand=self.config.max_per_brand,
+            max_per_category=self.config.max_per_category,
         )
         rec = self._respond(out, page, cold=True, degraded=degraded)
         rec.eligible_count = out[3]

@@ -119,7 +119,8 @@ class ShopperResolver:
         if len(recent):
             # Session intent: what the shopper just looked at pulls the query towards it.
             intent = self.vectors[recent].mean(axis=0, dtype=np.float32)
-            w = self.config.interest_recent_weight if lifecycle == "interest" else self.config.recent_weight
+            cfg = self.config
+            w = cfg.interest_session_weight if lifecycle == "interest" else cfg.session_weight
             base = intent if base is None else (1.0 - w) * base + w * intent
         if base is None:
             return None, True

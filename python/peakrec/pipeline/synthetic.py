@@ -59,6 +59,7 @@ def synthetic_bundle(
     seed: int = 7,
     index: faiss.Index | None = None,
     fallback_k: int = 200,
+    index_cache: Path | None = None,
 ) -> SyntheticBundle:
     """A catalogue of ``n_items`` with every column the request path reads.
 
@@ -69,11 +70,17 @@ def synthetic_bundle(
     ds = SyntheticDataset(dim, 0, n_items, n_users, metric="IP", seed=seed)
     vectors = np.ascontiguousarray(ds.get_database(), dtype=np.float32)
     user_vectors = np.ascontiguousarray(ds.get_queries(), dtype=np.float32)
+    if index is None and index_cache is not None and Path(index_cache).exists():
+        index = faiss.read_index(str(index_cache))  # built from these same vectors (same seed)
     if index is None:
         index = faiss.index_factory(dim, index_factory, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             index.train(vectors)
         index.add(vectors)
+        if index_cache is not None:
+            Path(index_cache).parent.mkdir(parents=True, exist_ok=True)
+            faiss.write_index(index, str(index_cache) + ".tmp")
+            Path(str(index_cache) + ".tmp").rename(index_cache)
 
     words = (n_regions + 63) // 64
     region_bits = rng.random((n_items, n_regions)) < 0.8
@@ -123,7 +130,9 @@ def synthetic_bundle(
     has_vector = (rng.random(n_users) < 0.9).astype(np.uint8)
     user_vectors[has_vector == 0] = 0
     purchased_counts = rng.integers(0, 6, n_users)
-    features = [[f"device={'ios' if u % 2 else 'android'}", f"segment={segments[u % 20]}"] for u in range(n_users)]
+    features = [
+        [f"device={'ios' if u % 2 else 'android'}", f"segment={segments[u % 20]}"] for u in range(n_users)
+    ]
     users = SimpleNamespace(
         ids=np.array([f"U{u:06d}" for u in range(n_users)]),
         vectors=user_vectors,
@@ -160,7 +169,12 @@ def synthetic_bundle(
         "dimension": dim,
         "metric": "inner_product",
         "index": {"factory": index_factory, "search_params": {}},
-        "coldstart": {"n_features": n_buckets, "input_type": "string", "alternate_sign": True, "pooling": "mean"},
+        "coldstart": {
+            "n_features": n_buckets,
+            "input_type": "string",
+            "alternate_sign": True,
+            "pooling": "mean",
+        },
     }
     return SyntheticBundle(
         path=Path("/nonexistent/synthetic"),

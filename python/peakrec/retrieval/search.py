@@ -47,9 +47,12 @@ class RetrievalConfig:
                 values["ef_search"] = int(value)
             elif key == "nprobe":
                 values["nprobe"] = int(value)
-        for name in cls.__dataclass_fields__:
-            if name in config:
-                values[name] = type(getattr(cls, name))(config[name])
+        # Names `peakrec build` writes (python/peakrec/bundle/config.py) -> ours.
+        aliases = {"filtered_search_below": "ann_min_fraction", "exact_scan_below": "exact_max_rows"}
+        for key, value in config.items():
+            name = aliases.get(key, key)
+            if name in cls.__dataclass_fields__:
+                values[name] = type(getattr(cls, name))(value)
         return cls(**values)
 
 
@@ -164,7 +167,9 @@ def retrieve(
 
 def _ann(index, catalog, rules, query, need, fraction, config, deadline, forced) -> Retrieved | None:
     n = len(catalog)
-    depth = min(n, max(need, math.ceil(need * config.oversample / max(fraction, 1e-6))))
+    # Oversample only when some items are ineligible: at 100% the plain search is already enough.
+    margin = config.oversample if fraction < 1.0 else 1.0
+    depth = min(n, max(need, math.ceil(need * margin / max(fraction, 1e-6))))
     max_depth = n if forced else config.max_ann_depth
     while True:
         if depth > max_depth:
