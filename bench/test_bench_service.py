@@ -137,7 +137,9 @@ def requests_for(n: int) -> list[pb.StorefrontRequest]:
 
 def serve(bundles: Path, engine: str) -> Server:
     # admit the whole load: this measures cost per request, not shedding
-    return Server(bundles, workers=WORKERS, engine=engine, paths=(BENCH,), args=("--max-inflight", str(IN_FLIGHT)))
+    return Server(
+        bundles, workers=WORKERS, engine=engine, paths=(BENCH,), args=("--max-inflight", str(IN_FLIGHT))
+    )
 
 
 def test_service_cost_against_empty_rpc_and_bare_faiss(benchmark, bundles: Path):
