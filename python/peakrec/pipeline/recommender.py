@@ -93,11 +93,13 @@ class Recommender:
         segment_index = {s: i for i, s in enumerate(bundle.vocab.get("segments", []))}
         self.campaign_segments = np.array(
             [
-                sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index)
+                sum(1 << segment_index[s] for s in c.get("segments") or [] if s in segment_index)
                 for c in campaigns
             ],
             dtype=np.uint64,
         )
+        # A campaign without segments is aimed at every shopper.
+        self.campaign_everyone = np.array([not c.get("segments") for c in campaigns], dtype=bool)
         default_boost = self.config.campaign_boost
         self.campaign_boosts = np.array(
             [float(c.get("boost") or default_boost) for c in campaigns], dtype=np.float32
@@ -235,8 +237,8 @@ class Recommender:
         kwargs.update(
             new_boost=cfg.new_item_boost + stage["novelty"], new_window=new_window, new_slots=new_slots
         )
-        if resolved.segments and len(self.campaign_segments):
-            active = (self.campaign_segments & np.uint64(resolved.segments)) != 0
+        if len(self.campaign_segments):
+            active = ((self.campaign_segments & np.uint64(resolved.segments)) != 0) | self.campaign_everyone
             kwargs["campaign_boost"] = np.where(active, self.campaign_boosts, 0).astype(np.float32)
         if len(resolved.member_brands):
             members = np.zeros(len(self.rules.brands), np.uint8)
