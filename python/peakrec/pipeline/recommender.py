@@ -69,9 +69,9 @@ class Recommender:
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
         self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
         self.index = bundle.index
-        self.vectors = items.vectors
+        self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
         self.n = int(len(items.brand))
-        self.ids = items.ids
+        self.ids = np.asarray(items.ids)
         pop = np.log1p(np.maximum(np.asarray(items.popularity, dtype=np.float32), 0))
         self.popularity = (pop / max(float(pop.max(initial=0)), 1e-12)).astype(np.float32)
         self.catalog = _core.Catalog(
@@ -85,8 +85,8 @@ class Recommender:
             np.ascontiguousarray(items.campaigns, dtype=np.uint64),
             self.popularity,
         )
-        self.brand_of = items.brand
-        self.category_of = items.category
+        self.brand_of = np.asarray(items.brand)
+        self.category_of = np.asarray(items.category)
         self.launch_order = np.argsort(items.launch_ts, kind="stable")
         self.launch_sorted = np.asarray(items.launch_ts)[self.launch_order]
         campaigns = bundle.vocab.get("campaigns", [])
@@ -104,7 +104,7 @@ class Recommender:
         self.campaign_boosts = np.array(
             [float(c.get("boost") or default_boost) for c in campaigns], dtype=np.float32
         )
-        self.region_popular = bundle.region_popular
+        self.region_popular = np.asarray(bundle.region_popular)
         self.resolver = ShopperResolver(bundle, self.config)
         self.rules = RuleCompiler(bundle)
         self.n_categories = len(bundle.vocab["categories"])
