@@ -14,7 +14,6 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-
 from peakrec import Recommender, _core
 from peakrec.pipeline.reference import eligible_mask, filter_rank_brand_cap
 from peakrec.pipeline.synthetic import NOW, synthetic_bundle

@@ -69,9 +69,9 @@ class Recommender:
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
         self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
         self.index = bundle.index
-        self.vectors = items.vectors
+        self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
         self.n = int(len(items.brand))
-        self.ids = items.ids
+        self.ids = np.asarray(items.ids)
         pop = np.log1p(np.maximum(np.asarray(items.popularity, dtype=np.float32), 0))
         self.popularity = (pop / max(float(pop.max(initial=0)), 1e-12)).astype(np.float32)
         self.catalog = _core.Catalog(
@@ -85,24 +85,26 @@ class Recommender:
             np.ascontiguousarray(items.campaigns, dtype=np.uint64),
             self.popularity,
         )
-        self.brand_of = items.brand
-        self.category_of = items.category
+        self.brand_of = np.asarray(items.brand)
+        self.category_of = np.asarray(items.category)
         self.launch_order = np.argsort(items.launch_ts, kind="stable")
         self.launch_sorted = np.asarray(items.launch_ts)[self.launch_order]
         campaigns = bundle.vocab.get("campaigns", [])
         segment_index = {s: i for i, s in enumerate(bundle.vocab.get("segments", []))}
         self.campaign_segments = np.array(
             [
-                sum(1 << segment_index[s] for s in c.get("segments", []) if s in segment_index)
+                sum(1 << segment_index[s] for s in c.get("segments") or [] if s in segment_index)
                 for c in campaigns
             ],
             dtype=np.uint64,
         )
+        # A campaign without segments is aimed at every shopper.
+        self.campaign_everyone = np.array([not c.get("segments") for c in campaigns], dtype=bool)
         default_boost = self.config.campaign_boost
         self.campaign_boosts = np.array(
             [float(c.get("boost") or default_boost) for c in campaigns], dtype=np.float32
         )
-        self.region_popular = bundle.region_popular
+        self.region_popular = np.asarray(bundle.region_popular)
         self.resolver = ShopperResolver(bundle, self.config)
         self.rules = RuleCompiler(bundle)
         self.n_categories = len(bundle.vocab["categories"])
@@ -235,8 +237,8 @@ class Recommender:
         kwargs.update(
             new_boost=cfg.new_item_boost + stage["novelty"], new_window=new_window, new_slots=new_slots
         )
-        if resolved.segments and len(self.campaign_segments):
-            active = (self.campaign_segments & np.uint64(resolved.segments)) != 0
+        if len(self.campaign_segments):
+            active = ((self.campaign_segments & np.uint64(resolved.segments)) != 0) | self.campaign_everyone
             kwargs["campaign_boost"] = np.where(active, self.campaign_boosts, 0).astype(np.float32)
         if len(resolved.member_brands):
             members = np.zeros(len(self.rules.brands), np.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -33,7 +34,9 @@ class ShopperResolver:
     def __init__(self, bundle, config: RankingConfig):
         self.bundle = bundle
         self.config = config
-        self.vectors = bundle.items.vectors
+        # Plain ndarray views of the mapped columns: indexing a np.memmap costs ~5 us a call.
+        self.users = SimpleNamespace(**{k: np.asarray(v) for k, v in vars(bundle.users).items()})
+        self.vectors = np.asarray(bundle.items.vectors)
         self.dim = int(self.vectors.shape[1])
         cold = bundle.manifest.get("coldstart", {})
         self.hasher = FeatureHasher(
@@ -54,11 +57,11 @@ class ShopperResolver:
                 raise InvalidInputError(f"shopper.region: unknown region code {code!r}")
             return region
         if user_row >= 0:
-            return int(self.bundle.users.region[user_row])
+            return int(self.users.region[user_row])
         raise InvalidInputError("shopper.region: required when the user is unknown")
 
     def resolve(self, shopper: Shopper, vector=None) -> Resolved:
-        users = self.bundle.users
+        users = self.users
         user_row = self.bundle.user_row(shopper.user_id) if shopper.user_id else -1
         region = self.region_of(shopper, user_row)
         recent = self.bundle.item_rows(list(shopper.recent_items)) if shopper.recent_items else _NO_ROWS
@@ -96,8 +99,40 @@ class ShopperResolver:
             purchased_rows=purchased,
         )
 
+    def _features(self, shopper: Shopper, user_row: int) -> list[str]:
+        """The ``key=value`` strings the bundle's cold-start table was fitted on, in the build's
+        order (``peakrec.bundle.coldstart.user_features``): stored facts of a known user, else the
+        request's context."""
+        vocab = self.bundle.vocab
+        users = self.users
+        context = [f"{k}={v}" for k, v in sorted(shopper.context.items()) if k not in _SPECIAL_KEYS]
+        members = list(shopper.member_brands)
+        if user_row >= 0:
+            region = vocab["regions"][int(users.region[user_row])]
+            bits = int(users.segments[user_row])
+            segments = [name for i, name in enumerate(vocab.get("segments", [])) if bits >> i & 1]
+            stage = int(users.lifecycle[user_row])
+            lifecycle = self.lifecycle_names[stage] if stage < len(self.lifecycle_names) else "awareness"
+            lo, hi = users.memberships_indptr[user_row], users.memberships_indptr[user_row + 1]
+            members = [vocab["brands"][int(b)] for b in users.memberships[lo:hi]] + members
+            lo, hi = users.features_indptr[user_row], users.features_indptr[user_row + 1]
+            context = [str(f) for f in users.features[lo:hi]] + context
+        else:
+            region = shopper.region or shopper.context.get("region", "")
+            segment = shopper.context.get("segment")
+            segments = [segment] if segment else []
+            lifecycle = shopper.context.get("lifecycle", "awareness")
+            if not (region or segments or members or context):
+                return []
+        out = [f"region={region}"] if region else []
+        out += [f"segment={s}" for s in segments]
+        out.append(f"lifecycle={lifecycle}")
+        out += [f"member={b}" for b in members]
+        out += context
+        return list(dict.fromkeys(out))
+
     def _query(self, shopper, user_row, vector, recent, lifecycle) -> tuple[np.ndarray | None, bool]:
-        users = self.bundle.users
+        users = self.users
         base = None
         cold = False
         if vector is not None:
@@ -106,12 +141,7 @@ class ShopperResolver:
             base = np.asarray(users.vectors[user_row], dtype=np.float32)
         else:
             cold = True
-            features = [f"{k}={v}" for k, v in sorted(shopper.context.items())]
-            if shopper.region and "region" not in shopper.context:
-                features.append(f"region={shopper.region}")
-            if user_row >= 0:
-                lo, hi = users.features_indptr[user_row], users.features_indptr[user_row + 1]
-                features.extend(str(f) for f in users.features[lo:hi])
+            features = self._features(shopper, user_row)
             if features:
                 pooled = self.hasher.pool([features], self.bundle.coldstart_table, mode=self.pooling)[0]
                 if np.any(pooled):
@@ -128,6 +158,9 @@ class ShopperResolver:
 
 
 _NO_ROWS = np.empty(0, np.int64)
+
+
+_SPECIAL_KEYS = ("region", "segment", "lifecycle")
 
 
 def check_vector(vector, dim: int, field: str) -> np.ndarray:
