@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,18 @@ def test_bad_values_are_refused_naming_the_field(
     items = SharedItemState(tmp_path / "state", load_bundle(bundles / "v1"))
     with pytest.raises(InvalidInputError, match=field.replace("[", r"\[").replace("]", r"\]")):
         items.apply([update])
+
+
+def test_append_after_a_writer_died_mid_line_repairs_the_tail(bundles: Path, tmp_path: Path):
+    state_dir = tmp_path / "state"
+    statefile.prepare(state_dir)
+    items = SharedItemState(state_dir, load_bundle(bundles / "v1"))
+    items.apply([ItemUpdate("I1", stock=3)])
+    with open(state_dir / "journal.jsonl", "a") as journal:
+        journal.write('{"seq": 2, "upd')  # killed mid-append, no reply sent
+    assert items.apply([ItemUpdate("I2", stock=4)]) == 2
+    lines = (state_dir / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
+    statefile.prepare(state_dir)
+    fresh = SharedItemState(state_dir, load_bundle(bundles / "v1")).state
+    assert fresh.stock[1] == 3 and fresh.stock[2] == 4

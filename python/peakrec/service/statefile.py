@@ -82,8 +82,11 @@ def _read_journal(state_dir: Path, offset: int = 0) -> Iterator[tuple[int, int, 
         for line in journal:
             if not line.endswith(b"\n"):
                 return  # a torn last line was never acknowledged
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return  # the same, followed by an append made before the tail was repaired
             position += len(line)
-            entry = json.loads(line)
             yield int(entry["seq"]), position, entry["updates"]
 
 
@@ -256,10 +259,13 @@ class SharedItemState:
             unknown = [updates[i].item_id for i in np.flatnonzero(rows < 0)[:5]]
             raise NotFoundError(f"updates: item_id {', '.join(map(repr, unknown))} not in the bundle")
         with _locked(self.state_dir):
-            self._catch_up()
-            seq = int(self._seq[0]) + 1
+            self._catch_up()  # now header[2] is the journal's last seq and header[3] the end of its line
+            seq = int(self._header[2]) + 1
             line = json.dumps({"seq": seq, "updates": rows_form}, ensure_ascii=False) + "\n"
             with open(self.state_dir / JOURNAL, "ab") as journal:
+                if journal.tell() != int(self._header[3]):
+                    # a writer killed mid-append left a torn line; it was never acknowledged
+                    journal.truncate(int(self._header[3]))
                 journal.write(line.encode())
                 journal.flush()
                 os.fsync(journal.fileno())
