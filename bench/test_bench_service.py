@@ -1,6 +1,8 @@
 """Service benchmark, one run, one load generator (64 requests in flight over 8 connections):
 
-(a) an empty servicer answering the same 100-item page, (b) a bare FAISS search (HNSW32, efSearch 128,
+(a0) plain grpcio processes returning a prebuilt 100-item reply (the RPC's own floor), (a) the
+peakrec service (interceptors, admission, metrics, request parsing) over an engine that answers the
+same 100-item page without work, (b) a bare FAISS search (HNSW32, efSearch 128,
 k = 100) for the shopper's vector, (c) peakrec Storefront (page of 100) on the same catalogue and index.
 Each figure: QPS, p50/p99 latency seen by the client, server CPU-µs per request (supervisor + workers,
 from /proc). Target: (c) - (a) <= 1.2 x ((b) - (a)) in server CPU-µs.
@@ -12,6 +14,7 @@ Size: PEAKREC_BENCH_ITEMS (default 200_000; the 1M of the design takes long to b
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -118,8 +121,12 @@ def run_load(server: Server, requests: list[pb.StorefrontRequest], seconds: floa
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("bench") / "bundles"
+def bundles() -> Path:
+    """Built once per size and kept under .benchmarks/ (the index takes a while at 200k+)."""
+    root = Path(__file__).resolve().parents[1] / ".benchmarks" / f"service-{ITEMS}x{DIM}" / "bundles"
+    if (root / "bench" / "index.faiss").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
     bench_engines.write_bundle(root, "bench", ITEMS, USERS, DIM, "HNSW32,Flat")
     print(f"\nbuilt {ITEMS} x {DIM} HNSW32 in {time.perf_counter() - started:.0f}s")
@@ -133,6 +140,20 @@ def requests_for(n: int) -> list[pb.StorefrontRequest]:
         pb.StorefrontRequest(shopper=pb.Shopper(user_id=f"U{u:06d}"), page=pb.PageRequest(page_size=100))
         for u in users
     ]
+
+
+class BareServer(Server):
+    """bare_server.py: plain grpcio processes with a prebuilt reply, the floor under (a)."""
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            str(BENCH / "bare_server.py"),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(WORKERS),
+        ]
 
 
 def serve(bundles: Path, engine: str) -> Server:
@@ -149,11 +170,13 @@ def test_service_cost_against_empty_rpc_and_bare_faiss(benchmark, bundles: Path)
 
     def measure() -> None:
         for name, engine in (
+            ("a0_bare_grpc", ""),
             ("a_empty", "bench_engines_empty"),
             ("b_faiss", "bench_engines_faiss"),
             ("c_storefront", "bench_engines"),
         ):
-            with serve(bundles, engine) as server:
+            server = serve(bundles, engine) if engine else BareServer(bundles, workers=WORKERS)
+            with server:
                 probe = pb_grpc.RecommenderStub(channel(server.target)).Storefront(requests[0], timeout=30)
                 assert len(probe.item_ids) == 100, name  # every mode answers a full page
                 if name == "b_faiss":  # correctness first: the server's answer is FAISS's answer

@@ -71,6 +71,8 @@ class Recommender:
     def _page(self, shopper: t.Shopper, page: t.Page, exclude: tuple[str, ...] = ()) -> t.Recommendation:
         if shopper.region and shopper.region not in REGIONS:
             raise InvalidInputError(f"shopper.region: {shopper.region!r} is not a known region")
+        if shopper.context.get("boom"):
+            raise RuntimeError("a bug in the engine")
         degraded = False
         sleep_ms = float(shopper.context.get("sleep_ms", 0))
         if sleep_ms:

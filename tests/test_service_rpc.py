@@ -212,3 +212,10 @@ def test_serve_without_current_says_so(tmp_path: Path):
     cmd = [sys.executable, "-m", "peakrec.cli", "serve", "--bundles", str(tmp_path), "--workers", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "CURRENT" in done.stderr
+
+
+def test_an_engine_bug_is_internal_without_a_traceback(server: Server):
+    request = pb.StorefrontRequest(shopper=pb.Shopper(context={"boom": "1"}))
+    code, details = code_of(lambda: server.stub().Storefront(request, timeout=5))
+    assert code == grpc.StatusCode.INTERNAL and details == "internal error: RuntimeError (logged)"
+    assert "a bug in the engine" in server.log.read_text()  # the traceback stays in the server log

@@ -1,7 +1,8 @@
-"""Server interceptors: metrics, admission (load shedding), admin token, and error mapping.
+"""Server interceptors: one for metrics, admission (load shedding) and error mapping, one for the admin token.
 
-Each wraps the unary-unary behaviour of a method. Errors from the request path become the status codes
-gRPC defines for them, with the message naming the field; nothing reaches the caller as UNKNOWN.
+Errors from the request path become the status codes gRPC defines for them, with the message naming
+the field; nothing reaches the caller as UNKNOWN. The service interceptor wraps each method once and
+reuses the wrapper: at ~4k RPCs/s per core, per-call handler objects and label look-ups show up.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -20,86 +20,98 @@ from peakrec.service import metrics
 
 log = logging.getLogger("peakrec.service")
 
-# Health and reflection stay open: probes and grpcurl carry no token.
+# Health and reflection stay open and unmetered: probes and grpcurl carry no token.
 UNGUARDED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 class Unavailable(Exception):
-    """The worker cannot serve now (no bundle loaded yet, or draining)."""
+    """The worker cannot serve now (no bundle loaded yet, or a swap that did not finish in time)."""
 
 
-def _wrap(handler: grpc.RpcMethodHandler | None, wrapper: Callable[..., Any]) -> Any:
-    if handler is None or handler.unary_unary is None:
-        return handler
-    inner = handler.unary_unary
-
-    def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
-        return wrapper(inner, request, context)
-
-    return grpc.unary_unary_rpc_method_handler(
-        behaviour,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+ERROR_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (DegradedError, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
 
 
-def _short(method: str) -> str:
-    return method.rsplit("/", 1)[-1]
+class ServiceInterceptor(grpc.ServerInterceptor):
+    """Per RPC: admission (at most ``limit`` in flight in this worker, the rest get RESOURCE_EXHAUSTED
+    at once so admitted requests keep their latency), error mapping (peakrec errors to status codes,
+    anything unexpected logged and answered INTERNAL), and metrics (count by code, latency).
 
+    Must be the innermost interceptor whose outcome depends on the call (the wrapper is cached per
+    method), so a token check goes before it.
+    """
 
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every RPC by status code and times it."""
+    def __init__(self, limit: int | None = None):
+        self.limit = limit
+        self._lock = threading.Lock()  # guards in_flight (a plain lock: Semaphore is pure Python)
+        self.in_flight = 0
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        method = details.method
-        if method.startswith(UNGUARDED_PREFIXES):
-            return continuation(details)
-        name = _short(method)
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
+        handler = continuation(details)
+        if details.method.startswith(UNGUARDED_PREFIXES) or handler is None or handler.unary_unary is None:
+            return handler
+        wrapped = self._wrap(details.method, handler)
+        self._wrapped[details.method] = wrapped
+        return wrapped
 
-        def measured(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner = handler.unary_unary
+        name = method.rsplit("/", 1)[-1]
+        limit, lock = self.limit, self._lock
+        ok = metrics.REQUESTS.labels(name, "OK")
+        latency = metrics.LATENCY.labels(name)
+        shed = metrics.SHED.labels(name)
+        overloaded = f"overloaded: {limit} requests in flight in this worker; retry with backoff"
+
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
-            code = "OK"
+            with lock:
+                admitted = not limit or self.in_flight < limit
+                if admitted:
+                    self.in_flight += 1
+            if not admitted:
+                shed.inc()
+                metrics.REQUESTS.labels(name, "RESOURCE_EXHAUSTED").inc()
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, overloaded)
             try:
-                return inner(request, context)
-            except BaseException:
-                code = context.code().name if context.code() is not None else "UNKNOWN"
+                reply = inner(request, context)
+            except Exception as err:
+                code = context.code()
+                if code in (None, grpc.StatusCode.OK):  # not yet aborted with a chosen code
+                    code = next((c for kind, c in ERROR_CODES if isinstance(err, kind)), None)
+                    if code is None:
+                        log.exception("%s failed", method)
+                        code, message = (
+                            grpc.StatusCode.INTERNAL,
+                            f"internal error: {type(err).__name__} (logged)",
+                        )
+                    else:
+                        message = str(err)
+                    metrics.REQUESTS.labels(name, code.name).inc()
+                    context.abort(code, message)
+                metrics.REQUESTS.labels(name, code.name).inc()
                 raise
             finally:
-                if code == "OK" and context.code() not in (None, grpc.StatusCode.OK):
-                    code = context.code().name
-                metrics.REQUESTS.labels(name, code).inc()
-                metrics.LATENCY.labels(name).observe(time.perf_counter() - start)
+                with lock:
+                    self.in_flight -= 1
+                latency.observe(time.perf_counter() - start)
+            ok.inc()
+            return reply
 
-        return _wrap(continuation(details), measured)
-
-
-class AdmissionInterceptor(grpc.ServerInterceptor):
-    """Admits at most ``limit`` RPCs at once in this worker; the rest get RESOURCE_EXHAUSTED at once,
-    so admitted requests keep their latency instead of queueing behind a burst."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        method = details.method
-        if method.startswith(UNGUARDED_PREFIXES):
-            return continuation(details)
-        name = _short(method)
-
-        def admitted(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            if not self._slots.acquire(blocking=False):
-                metrics.SHED.labels(name).inc()
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"overloaded: {self.limit} requests in flight in this worker; retry with backoff",
-                )
-            try:
-                return inner(request, context)
-            finally:
-                self._slots.release()
-
-        return _wrap(continuation(details), admitted)
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
@@ -128,33 +140,3 @@ class TokenInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps peakrec's exceptions to status codes; anything unexpected is logged and becomes INTERNAL."""
-
-    CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
-        (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
-        (NotFoundError, grpc.StatusCode.NOT_FOUND),
-        (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
-        (Unavailable, grpc.StatusCode.UNAVAILABLE),
-        (DegradedError, grpc.StatusCode.DEADLINE_EXCEEDED),
-    )
-
-    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith(UNGUARDED_PREFIXES):
-            return continuation(details)
-
-        def mapped(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return inner(request, context)
-            except Exception as err:
-                if context.code() not in (None, grpc.StatusCode.OK):
-                    raise  # already aborted with a chosen code
-                for kind, code in self.CODES:
-                    if isinstance(err, kind):
-                        context.abort(code, str(err))
-                log.exception("%s failed", details.method)
-                context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__} (logged)")
-
-        return _wrap(continuation(details), mapped)

@@ -79,11 +79,7 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     threads = opts.max_inflight + 8  # headroom so refusals are answered while the admitted work runs
     public = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="peakrec-rpc"),
-        interceptors=[
-            interceptors.MetricsInterceptor(),
-            interceptors.AdmissionInterceptor(opts.max_inflight),
-            interceptors.ErrorInterceptor(),
-        ],
+        interceptors=[interceptors.ServiceInterceptor(opts.max_inflight)],
         options=_options(),
     )
     pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(worker), public)
@@ -91,10 +87,10 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     reflection.enable_server_reflection((RECOMMENDER, health.SERVICE_NAME, reflection.SERVICE_NAME), public)
     public.add_insecure_port(f"{opts.host}:{opts.port}")
 
-    admin_chain: list[grpc.ServerInterceptor] = [interceptors.MetricsInterceptor()]
-    if opts.admin_token:
+    admin_chain: list[grpc.ServerInterceptor] = []
+    if opts.admin_token:  # outermost: the service interceptor caches its wrapper per method
         admin_chain.append(interceptors.TokenInterceptor(opts.admin_token))
-    admin_chain.append(interceptors.ErrorInterceptor())
+    admin_chain.append(interceptors.ServiceInterceptor(None))
     admin = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="peakrec-admin"),
         interceptors=admin_chain,

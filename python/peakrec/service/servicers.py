@@ -33,6 +33,8 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
 
 
 def _ids(values: Any, field: str) -> tuple[str, ...]:
+    if not values:
+        return ()
     if len(values) > MAX_IDS:
         raise InvalidInputError(f"{field}: {len(values)} ids, at most {MAX_IDS}")
     return tuple(values)
@@ -42,15 +44,20 @@ def shopper_of(msg: pb.Shopper) -> t.Shopper:
     return t.Shopper(
         user_id=msg.user_id,
         region=msg.region,
-        context=dict(msg.context),
+        context=dict(msg.context) if msg.context else {},
         recent_items=_ids(msg.recent_items, "shopper.recent_items"),
         exclude_items=_ids(msg.exclude_items, "shopper.exclude_items"),
-        member_brands=tuple(msg.member_brands),
+        member_brands=tuple(msg.member_brands) if msg.member_brands else (),
         vector=tuple(msg.vector) if len(msg.vector) else None,
     )
 
 
+NO_FILTERS = t.Filters()
+
+
 def filters_of(msg: pb.Filters) -> t.Filters:
+    if not msg.ListFields():
+        return NO_FILTERS
     price_min = msg.price_min if msg.HasField("price_min") else None
     price_max = msg.price_max if msg.HasField("price_max") else None
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -79,9 +86,10 @@ def page_of(msg: pb.PageRequest, context: grpc.ServicerContext) -> t.Page:
 
 
 def response_of(rec: t.Recommendation, live: Any, details: bool) -> pb.RecommendResponse:
+    scores = rec.scores.tolist() if isinstance(rec.scores, np.ndarray) else list(rec.scores)
     reply = pb.RecommendResponse(
         item_ids=rec.item_ids,
-        scores=np.asarray(rec.scores, dtype=np.float32).tolist(),
+        scores=scores,
         bundle_version=rec.bundle_version,
         degraded=rec.degraded,
         cold=rec.cold,
