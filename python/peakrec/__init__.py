@@ -3,7 +3,7 @@
 from typing import Any
 
 from peakrec import errors
-from peakrec.bundle import Bundle, build_bundle, load_bundle
+from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
 
@@ -21,9 +21,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The gRPC client pulls in grpcio; import it only when asked for.
+    # Imported only when asked for: the gRPC client pulls in grpcio, build_bundle scipy and tqdm
+    # (serving workers never import it).
     if name in ("Client", "ItemUpdate"):
         from peakrec.service import client
 
         return getattr(client, name)
+    if name == "build_bundle":
+        from peakrec.bundle.build import build_bundle
+
+        return build_bundle
     raise AttributeError(f"module 'peakrec' has no attribute {name!r}")
