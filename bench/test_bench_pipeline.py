@@ -49,6 +49,11 @@ def _record(benchmark, baseline_seconds: float, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def big():
+    return make_big()
+
+
+def make_big():
+    """The 1M-item benchmark catalogue (also for profiling by hand)."""
     faiss.omp_set_num_threads(1)
     bundle = synthetic_bundle(
         n_items=N_ITEMS,
@@ -69,6 +74,7 @@ def big():
     items.stock = np.full(N_ITEMS, 5, np.int32)
     bundle.users.purchased_indptr = np.zeros(len(bundle.users.ids) + 1, np.int64)
     bundle.manifest["index"]["search_params"] = {"efSearch": EF_SEARCH}
+    bundle.vocab["campaigns"] = []
     # Relevance only, no caps: the page must then equal the baseline's top-k exactly.
     bundle.config = {
         "ranking": {
