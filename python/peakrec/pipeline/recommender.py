@@ -22,6 +22,7 @@ from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
 from peakrec.state import ItemState
 
 MAX_PAGE_SIZE = 1000
+_NO_ROWS = np.empty(0, np.int64)
 DAY = 86_400
 
 # Source bits (the low 8 reason bits): which retrieval source found an item.
@@ -169,6 +170,7 @@ class Recommender:
         popularity = self.config.stage(resolved.lifecycle)["popularity"] if similar_to is None else 0.0
         if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
             pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
+            pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
             rows.append(pop_rows)
             rel.append(
                 self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
@@ -178,12 +180,13 @@ class Recommender:
         stages["retrieve"] = t2 - t1
 
         kwargs = self._rank_kwargs(resolved, page, now, new_window, new_slots, popularity, similar_to is None)
+        if len(rows) == 1:
+            rows, rel, src = rows[0], rel[0], src[0]
+        else:
+            rows, rel, src = np.concatenate(rows), np.concatenate(rel), np.concatenate(src)
+        # Every source above passed the eligibility check already: no second check here.
         out = self.catalog.rank(
-            rules,  # also re-checks popular candidates; ANN candidates were checked already
-            np.concatenate(rows).astype(np.int64, copy=False),
-            np.concatenate(rel).astype(np.float32, copy=False),
-            np.concatenate(src),
-            **kwargs,
+            None, rows.astype(np.int64, copy=False), rel.astype(np.float32, copy=False), src, **kwargs
         )
         stages["rank"] = time.monotonic() - t2
         rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial)
@@ -195,6 +198,8 @@ class Recommender:
     def _excluded(
         self, shopper: Shopper, resolved: Resolved, similar_to: int | None
     ) -> tuple[np.ndarray, int]:
+        if not len(resolved.purchased_rows) and not shopper.exclude_items and similar_to is None:
+            return _NO_ROWS, 0
         parts = [resolved.purchased_rows]
         unknown = 0
         if shopper.exclude_items:
@@ -214,7 +219,8 @@ class Recommender:
         if len(rows) == 0:
             return rows, np.empty(0, np.float32)
         rows = rows[self.catalog.check_rows(rules, rows).view(bool)]
-        return exact_search(self.vectors, rows, query, max(4 * page_end, 64))
+        # A fixed count (not one that grows with the page) keeps every page's pool the same.
+        return exact_search(self.vectors, rows, query, self.config.new_candidates_top)
 
     def _popular_rows(self, region: int) -> np.ndarray:
         rows = np.asarray(self.region_popular[region], dtype=np.int64)
@@ -227,6 +233,8 @@ class Recommender:
             page=page.page,
             page_size=page.page_size,
             now=now,
+            pool_per_page=page.page_size * cfg.candidates_factor,
+            limited_sources=SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT,
             relevance_weight=stage["relevance"] if storefront else 1.0,
             popularity_weight=popularity,
             max_per_brand=cfg.max_per_brand,

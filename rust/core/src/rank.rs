@@ -48,6 +48,12 @@ pub struct RankParams {
     pub now: i64,
     pub page: usize,
     pub page_size: usize,
+    /// Page `j` may only use the first `ceil((j + 1) * pool_per_page)` candidates by relevance
+    /// among those found only by `limited_sources`: the pool page `j` was served from when it was
+    /// requested itself, so re-deriving earlier pages from a deeper pool gives what was shown and
+    /// pages stay disjoint. 0 = one pool for every page.
+    pub pool_per_page: f32,
+    pub limited_sources: u32,
 }
 
 /// One page: rows, scores and reason bits, in display order.
@@ -68,6 +74,8 @@ struct Scored {
     brand: i32,
     category: i32,
     new: bool,
+    /// Relevance rank among pool-limited candidates (0 for candidates in every pool).
+    rel_rank: u32,
 }
 
 #[inline]
@@ -142,6 +150,7 @@ pub fn rank(
                     brand: 0,
                     category: 0,
                     new: false,
+                    rel_rank: 0,
                 });
                 break;
             }
@@ -158,6 +167,7 @@ pub fn rank(
         pool.retain(|s| e.contains(s.row));
     }
 
+    let relevance_of: Vec<f32> = pool.iter().map(|s| s.score).collect();
     for s in pool.iter_mut() {
         let r = s.row as usize;
         let brand = cols.brand[r];
@@ -205,7 +215,31 @@ pub fn rank(
             brand,
             category,
             new,
+            rel_rank: 0,
         };
+    }
+    if params.pool_per_page > 0.0 {
+        // Ranked among every candidate the limited sources found (so the ranks match those of a
+        // request that searched less deep), exempt when another source found it too.
+        let limited: Vec<usize> = (0..pool.len())
+            .filter(|&i| pool[i].reasons & params.limited_sources != 0)
+            .collect();
+        {
+            let mut by_rel: Vec<(u64, u32)> = limited
+                .iter()
+                .map(|&i| {
+                    (
+                        ((!ordered_bits(relevance_of[i])) as u64) << 32 | pool[i].row as u64,
+                        i as u32,
+                    )
+                })
+                .collect();
+            by_rel.sort_unstable();
+            for (rank, &(_, i)) in by_rel.iter().enumerate() {
+                let exempt = pool[i as usize].reasons & 0xff & !params.limited_sources != 0;
+                pool[i as usize].rel_rank = if exempt { 0 } else { rank as u32 };
+            }
+        }
     }
     let pool_size = pool.len();
     // Pages are filled from the best few; order only a prefix unless the caps reach past it.
@@ -245,8 +279,20 @@ pub fn rank(
         let mut taken = vec![false; prefix];
         let mut page_items: Vec<(usize, u32)> = Vec::new();
         let mut complete = true;
-        for _ in 0..=params.page {
-            let (items, ok) = fill_page(pool, &mut taken, params, &mut counts, prefix == pool_size);
+        for page in 0..=params.page {
+            let limit = if params.pool_per_page > 0.0 {
+                ((page + 1) as f64 * params.pool_per_page as f64).ceil() as u32
+            } else {
+                u32::MAX
+            };
+            let (items, ok) = fill_page(
+                pool,
+                &mut taken,
+                params,
+                &mut counts,
+                prefix == pool_size,
+                limit,
+            );
             page_items = items;
             complete &= ok;
             if page_items.is_empty() || !complete {
@@ -310,6 +356,7 @@ fn fill_page(
     params: &RankParams,
     counts: &mut Counts,
     whole: bool,
+    limit: u32,
 ) -> (Vec<(usize, u32)>, bool) {
     let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
     counts.brands.iter_mut().for_each(|c| *c = 0);
@@ -340,7 +387,7 @@ fn fill_page(
         }
         let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
         for (i, s) in pool.iter().enumerate() {
-            if taken[i] || (pass == 0 && !s.new) {
+            if taken[i] || (pass == 0 && !s.new) || s.rel_rank >= limit {
                 continue;
             }
             let (b, c) = (slot(s.brand), slot(s.category));
@@ -399,6 +446,8 @@ mod tests {
             now: 1000,
             page,
             page_size,
+            pool_per_page: 0.0,
+            limited_sources: 0,
         }
     }
 
@@ -528,6 +577,8 @@ mod timing {
             now: 0,
             page: 0,
             page_size: 100,
+            pool_per_page: 0.0,
+            limited_sources: 0,
         };
         for _ in 0..100 {
             rank(&cols, &params, None, None, None, &rows, &rel, &src).unwrap();
