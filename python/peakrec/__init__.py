@@ -1,9 +1,22 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
+from typing import TYPE_CHECKING
+
 from peakrec import errors
-from peakrec.bundle import Bundle, build_bundle, load_bundle
+from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
 
+if TYPE_CHECKING:
+    from peakrec.bundle.build import build_bundle
+
 __all__ = ["Bundle", "FeatureHasher", "Recommender", "build_bundle", "errors", "load_bundle"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # build_bundle pulls in scipy and tqdm: serving workers never import it
+    if name == "build_bundle":
+        from peakrec.bundle.build import build_bundle
+
+        return build_bundle
+    raise AttributeError(f"module 'peakrec' has no attribute {name!r}")

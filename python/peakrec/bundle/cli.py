@@ -45,10 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
     path = build_bundle(
-        args.items, args.users, args.out, item_vectors=args.item_vectors, user_vectors=args.user_vectors,
-        config=args.config, index_factory=args.index_factory, min_recall=args.min_recall,
+        args.items,
+        args.users,
+        args.out,
+        item_vectors=args.item_vectors,
+        user_vectors=args.user_vectors,
+        config=args.config,
+        index_factory=args.index_factory,
+        min_recall=args.min_recall,
         progress=not args.quiet,
-    )  # fmt: skip
+    )
     m = read_manifest(path)
     c, r = m["counts"], m["recall"]
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -68,7 +74,7 @@ def run_build(args: argparse.Namespace) -> int:
             f"(mean vector {cold['mean_vector_cosine']:.3f})"
         )
     print(f"  size {size / 2**20:.1f} MiB  time {time.monotonic() - started:.1f}s  CURRENT -> {path.name}")
-    return 0  # fmt: skip
+    return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:
