@@ -53,7 +53,7 @@ for sel in [1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]:
     for strategy in ["ann", "bitmap", "exact", None]:
         if strategy == "exact" and len(eligible) > 300_000:
             continue
-        if strategy == "ann" and sel < 0.01:
+        if strategy == "ann" and sel < 0.1:  # measured before: 241 ms at 1%, 88 ms at 3%
             continue
         if strategy == "exact" and len(eligible) > 300_000:
             continue
