@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv build test test-rust test-python bench lint fmt demo clean
+.PHONY: all venv build test test-rust test-python bench lint fmt demo clean protos
 
 all: build
 
@@ -53,3 +53,7 @@ demo: build
 
 clean:
 	rm -rf target $(VENV) python/peakrec/*.so
+
+# Regenerates the committed gRPC code from protos/ (tests/test_protos_current.py checks it is current).
+protos: venv
+	$(BIN)/python -m peakrec.service.protogen

@@ -14,6 +14,8 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod py_pipeline;
+
 use pyo3::ffi;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyIterator, PyList, PyString, PyTuple};
 
@@ -443,5 +445,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
     py_text::register(m)?;
+    py_pipeline::register(m)?;
     Ok(())
 }

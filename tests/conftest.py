@@ -1,11 +1,14 @@
-"""Shared small catalogues: a 2,000-item demo generated once per test session."""
+"""Shared fixtures: a 2,000-item demo catalogue generated once per session (bundle tests), and
+synthetic bundle-shaped catalogues (request-path tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from peakrec import Recommender
 from peakrec.catalog.demo_data import DemoSpec, generate
+from peakrec.pipeline.synthetic import synthetic_bundle
 
 SMALL = DemoSpec(items=2000, users=400, dim=16, seed=7)
 
@@ -25,3 +28,20 @@ def demo_inputs(demo: Path) -> dict[str, Path]:
         "user_vectors": demo / "user_vectors.npy",
         "config": demo / "build.toml",
     }
+
+
+@pytest.fixture(scope="session")
+def bundle():
+    """20k items, exact (Flat) index: retrieval differences come only from our strategies."""
+    return synthetic_bundle(n_items=20_000, n_users=500, dim=32, seed=7)
+
+
+@pytest.fixture(scope="session")
+def hnsw_bundle():
+    """20k items under HNSW32, the bundle default, for filtered-recall checks."""
+    return synthetic_bundle(n_items=20_000, n_users=200, dim=32, seed=11, index_factory="HNSW32,Flat")
+
+
+@pytest.fixture(scope="session")
+def recommender(bundle):
+    return Recommender(bundle)

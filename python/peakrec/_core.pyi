@@ -86,3 +86,75 @@ class TextIndexCore:
     def n_postings(self) -> int: ...
     @property
     def k1(self) -> float: ...
+REASON_NEW: int
+REASON_CAMPAIGN: int
+REASON_MEMBER: int
+REASON_CONSIDERED: int
+REASON_POPULAR: int
+REASON_RESERVED: int
+REASON_CAP_RELAXED: int
+
+class Rules:
+    """One request's restrictions plus the live item state (stock, price, available) it reads."""
+
+    def __init__(
+        self,
+        stock: npt.NDArray[np.int32],
+        price: npt.NDArray[np.float32],
+        available: npt.NDArray[np.uint8],
+        region: int,
+        now: int,
+        price_min: float = ...,
+        price_max: float = ...,
+        brand_ok: npt.NDArray[np.uint8] | None = None,
+        category_ok: npt.NDArray[np.uint8] | None = None,
+        member_brands: npt.NDArray[np.uint8] | None = None,
+        excluded: npt.NDArray[np.int64] | None = None,
+    ) -> None: ...
+
+class Catalog:
+    """A bundle's item columns, row-aligned; arrays are borrowed zero-copy on every call."""
+
+    def __init__(
+        self,
+        brand: npt.NDArray[np.int32],
+        category: npt.NDArray[np.int32],
+        regions: npt.NDArray[np.uint64],
+        launch_ts: npt.NDArray[np.int64],
+        presale_start: npt.NDArray[np.int64],
+        presale_end: npt.NDArray[np.int64],
+        member_only: npt.NDArray[np.uint8],
+        campaigns: npt.NDArray[np.uint64],
+        popularity: npt.NDArray[np.float32],
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def eligible(self, rules: Rules) -> tuple[npt.NDArray[np.uint64], int]: ...
+    def sample_fraction(self, rules: Rules, samples: int = 2048) -> float: ...
+    def check_rows(self, rules: Rules, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]: ...
+    def rank(
+        self,
+        rules: Rules | None,
+        rows: npt.NDArray[np.int64],
+        relevance: npt.NDArray[np.float32],
+        sources: npt.NDArray[np.uint8],
+        *,
+        page: int,
+        page_size: int,
+        now: int,
+        relevance_weight: float = 1.0,
+        popularity_weight: float = 0.0,
+        new_boost: float = 0.0,
+        new_window: int = 0,
+        new_slots: int = 0,
+        campaign_boost: npt.NDArray[np.float32] | None = None,
+        member_boost: float = 0.0,
+        considered_boost: float = 0.0,
+        max_per_brand: int = 0,
+        max_per_category: int = 0,
+        member_brands: npt.NDArray[np.uint8] | None = None,
+        considered_categories: npt.NDArray[np.uint8] | None = None,
+        pool_per_page: float = 0.0,
+        limited_sources: int = 0,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint32], int]: ...
+
+def bitset_rows(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]: ...

@@ -9,7 +9,12 @@ import sys
 from peakrec.errors import PeakrecError
 
 # Modules that define `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`.
-COMMAND_MODULES: list[str] = ["peakrec.catalog.cli", "peakrec.bundle.cli"]
+COMMAND_MODULES: list[str] = [
+    "peakrec.catalog.cli",
+    "peakrec.bundle.cli",
+    "peakrec.evaluation.cli",
+    "peakrec.service.cli",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

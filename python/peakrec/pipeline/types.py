@@ -22,7 +22,8 @@ class Filters:
 @dataclass(frozen=True)
 class Shopper:
     """Who the page is for. ``user_id`` may be unknown (served as cold); ``context`` holds
-    ``key -> value`` features such as ``region``, ``device``, ``segment``."""
+    ``key -> value`` features such as ``region``, ``device``, ``segment``. ``vector``, when given,
+    is a query embedding from the caller (``d`` finite floats) used instead of the stored one."""
 
     user_id: str = ""
     region: str = ""
@@ -30,6 +31,7 @@ class Shopper:
     recent_items: tuple[str, ...] = ()
     exclude_items: tuple[str, ...] = ()
     member_brands: tuple[str, ...] = ()
+    vector: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 //! Pure-Rust core of peakrec. Knows nothing of Python; the bindings in `rust/lib.rs` wrap it.
 
+pub mod bitset;
+pub mod eligibility;
 pub mod error;
 pub mod hashing;
+pub mod rank;
 pub mod text;
 
 pub use error::CoreError;

@@ -1,0 +1,310 @@
+"""The request path: resolve → eligibility → retrieve → rank → respond, under a deadline.
+
+``Recommender(bundle, state)`` is built once per bundle (per worker) and answers one request per
+call. Work over items happens in Rust (eligibility, ranking) and FAISS/numpy (retrieval); Python
+only touches the request and the page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from peakrec import _core
+from peakrec.errors import InvalidInputError, NotFoundError
+from peakrec.pipeline.config import RankingConfig
+from peakrec.pipeline.eligibility import RuleCompiler
+from peakrec.pipeline.resolve import Resolved, ShopperResolver
+from peakrec.pipeline.types import Page, Recommendation, Shopper, SimilarItemsRequest, StorefrontRequest
+from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
+from peakrec.state import ItemState
+
+MAX_PAGE_SIZE = 1000
+_NO_ROWS = np.empty(0, np.int64)
+DAY = 86_400
+
+# Source bits (the low 8 reason bits): which retrieval source found an item.
+SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR, SOURCE_FALLBACK = 1, 2, 4, 8, 16, 32
+_STRATEGY_SOURCE = {"ann": SOURCE_ANN, "bitmap": SOURCE_BITMAP, "exact": SOURCE_EXACT}
+_REASON_NAMES = [
+    (SOURCE_ANN, "ann"),
+    (SOURCE_BITMAP, "filtered-ann"),
+    (SOURCE_EXACT, "exact"),
+    (SOURCE_NEW, "new-items"),
+    (SOURCE_POPULAR, "region-popular"),
+    (SOURCE_FALLBACK, "fallback"),
+    (_core.REASON_NEW, "new"),
+    (_core.REASON_CAMPAIGN, "campaign"),
+    (_core.REASON_MEMBER, "member"),
+    (_core.REASON_CONSIDERED, "considered-category"),
+    (_core.REASON_POPULAR, "popularity"),
+    (_core.REASON_RESERVED, "reserved-new-slot"),
+    (_core.REASON_CAP_RELAXED, "cap-relaxed"),
+]
+
+
+def explain(bits: int) -> str:
+    """Reason bits as text: ``"found by ann; boosts: campaign, new"``."""
+    found = [name for bit, name in _REASON_NAMES[:6] if bits & bit]
+    boosts = [name for bit, name in _REASON_NAMES[6:] if bits & bit]
+    text = "found by " + "+".join(found or ["?"])
+    return text + ("; " + ", ".join(boosts) if boosts else "")
+
+
+class Recommender:
+    """Storefront and similar-item pages over one bundle.
+
+    ``state`` holds live stock, price and availability (row-aligned with the bundle); it is read on
+    every request, so whoever owns it may update its arrays in place. Default: the bundle's values.
+    """
+
+    def __init__(self, bundle, state: ItemState | None = None):
+        items = bundle.items
+        self.bundle = bundle
+        self.version = bundle.version
+        self.state = state if state is not None else ItemState.from_arrays(items.stock, items.price)
+        config = bundle.config or {}
+        self.config = RankingConfig.from_config(config.get("ranking", {}), config.get("retrieval", {}))
+        search_params = bundle.manifest.get("index", {}).get("search_params", {})
+        self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
+        self.index = bundle.index
+        self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
+        self.n = int(len(items.brand))
+        self.ids = np.asarray(items.ids)
+        pop = np.log1p(np.maximum(np.asarray(items.popularity, dtype=np.float32), 0))
+        self.popularity = (pop / max(float(pop.max(initial=0)), 1e-12)).astype(np.float32)
+        self.catalog = _core.Catalog(
+            _i32(items.brand),
+            _i32(items.category),
+            np.ascontiguousarray(items.regions, dtype=np.uint64),
+            _i64(items.launch_ts),
+            _i64(items.presale_start),
+            _i64(items.presale_end),
+            np.ascontiguousarray(items.member_only, dtype=np.uint8),
+            np.ascontiguousarray(items.campaigns, dtype=np.uint64),
+            self.popularity,
+        )
+        self.brand_of = np.asarray(items.brand)
+        self.category_of = np.asarray(items.category)
+        self.launch_order = np.argsort(items.launch_ts, kind="stable")
+        self.launch_sorted = np.asarray(items.launch_ts)[self.launch_order]
+        campaigns = bundle.vocab.get("campaigns", [])
+        segment_index = {s: i for i, s in enumerate(bundle.vocab.get("segments", []))}
+        self.campaign_segments = np.array(
+            [
+                sum(1 << segment_index[s] for s in c.get("segments") or [] if s in segment_index)
+                for c in campaigns
+            ],
+            dtype=np.uint64,
+        )
+        # A campaign without segments is aimed at every shopper.
+        self.campaign_everyone = np.array([not c.get("segments") for c in campaigns], dtype=bool)
+        default_boost = self.config.campaign_boost
+        self.campaign_boosts = np.array(
+            [float(c.get("boost") or default_boost) for c in campaigns], dtype=np.float32
+        )
+        self.region_popular = np.asarray(bundle.region_popular)
+        self.resolver = ShopperResolver(bundle, self.config)
+        self.rules = RuleCompiler(bundle)
+        self.n_categories = len(bundle.vocab["categories"])
+
+    # -- public API -------------------------------------------------------------------------
+
+    def storefront(self, request: StorefrontRequest) -> Recommendation:
+        """One storefront page for ``request.shopper``."""
+        return self._run(request.shopper, request.filters, request.page, similar_to=None)
+
+    def similar_items(self, request: SimilarItemsRequest) -> Recommendation:
+        """Items near ``request.item_id``'s vector under the shopper's eligibility rules."""
+        row = int(self.bundle.item_rows([request.item_id])[0]) if request.item_id else -1
+        if row < 0:
+            raise NotFoundError(f"item_id: unknown item {request.item_id!r}")
+        return self._run(request.shopper, request.filters, request.page, similar_to=row)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def _run(self, shopper: Shopper, filters, page: Page, similar_to: int | None) -> Recommendation:
+        t0 = time.monotonic()
+        _check_page(page)
+        stages: dict[str, float] = {}
+        now = int(page.now if page.now is not None else time.time())
+        vector = shopper.vector
+        if similar_to is not None:
+            vector = None
+        resolved = self.resolver.resolve(shopper, vector)
+        if similar_to is not None:
+            resolved.query = np.ascontiguousarray(self.vectors[similar_to], dtype=np.float32).reshape(1, -1)
+            resolved.cold = False
+        excluded, unknown = self._excluded(shopper, resolved, similar_to)
+        rules = self.rules.compile(
+            filters, self.state, resolved.region, now, resolved.member_brands, excluded
+        )
+        t1 = time.monotonic()
+        stages["resolve"] = t1 - t0
+
+        page_end = (page.page + 1) * page.page_size
+        budget_short = page.deadline is not None and page.deadline - t1 < self.config.min_retrieval_seconds
+        if resolved.query is None or budget_short:
+            rec = self._fallback(rules, resolved, page, now, degraded=budget_short)
+            rec.unknown_excluded = unknown
+            stages["rank"] = time.monotonic() - t1
+            rec.stage_seconds = stages
+            return rec
+
+        need = math.ceil(page_end * self.config.candidates_factor)
+        got = retrieve(
+            self.index, self.vectors, self.catalog, rules, resolved.query, need, self.retrieval, page.deadline
+        )
+        rows = [got.rows]
+        rel = [got.relevance]
+        src = [np.full(len(got.rows), _STRATEGY_SOURCE[got.strategy], np.uint8)]
+        new_window = int(self.config.new_item_window_days * DAY)
+        new_slots = self.config.new_slots(page.page_size) if similar_to is None else 0
+        if similar_to is None and (new_slots or self.config.new_item_boost):
+            new_rows, new_rel = self._new_items(rules, resolved.query, now, new_window, page_end)
+            rows.append(new_rows)
+            rel.append(new_rel)
+            src.append(np.full(len(new_rows), SOURCE_NEW, np.uint8))
+        popularity = self.config.stage(resolved.lifecycle)["popularity"] if similar_to is None else 0.0
+        if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
+            pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
+            pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
+            rows.append(pop_rows)
+            rel.append(
+                self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
+            )
+            src.append(np.full(len(pop_rows), SOURCE_POPULAR, np.uint8))
+        t2 = time.monotonic()
+        stages["retrieve"] = t2 - t1
+
+        kwargs = self._rank_kwargs(resolved, page, now, new_window, new_slots, popularity, similar_to is None)
+        if len(rows) == 1:
+            rows, rel, src = rows[0], rel[0], src[0]
+        else:
+            rows, rel, src = np.concatenate(rows), np.concatenate(rel), np.concatenate(src)
+        # Every source above passed the eligibility check already: no second check here.
+        out = self.catalog.rank(
+            None, rows.astype(np.int64, copy=False), rel.astype(np.float32, copy=False), src, **kwargs
+        )
+        stages["rank"] = time.monotonic() - t2
+        rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial)
+        rec.eligible_count = got.eligible_count
+        rec.unknown_excluded = unknown
+        rec.stage_seconds = stages
+        return rec
+
+    def _excluded(
+        self, shopper: Shopper, resolved: Resolved, similar_to: int | None
+    ) -> tuple[np.ndarray, int]:
+        if not len(resolved.purchased_rows) and not shopper.exclude_items and similar_to is None:
+            return _NO_ROWS, 0
+        parts = [resolved.purchased_rows]
+        unknown = 0
+        if shopper.exclude_items:
+            rows = self.bundle.item_rows(list(shopper.exclude_items))
+            unknown = int((rows < 0).sum())
+            parts.append(rows[rows >= 0])
+        if similar_to is not None:
+            parts.append(np.array([similar_to], np.int64))
+        excluded = np.unique(np.concatenate(parts).astype(np.int64, copy=False))
+        return excluded, unknown
+
+    def _new_items(self, rules, query, now: int, window: int, page_end: int):
+        """The most recently launched items (within the new-item window) that are eligible."""
+        lo = np.searchsorted(self.launch_sorted, now - window, side="left")
+        hi = np.searchsorted(self.launch_sorted, now, side="right")
+        rows = self.launch_order[max(lo, hi - self.config.new_candidates) : hi].astype(np.int64)
+        if len(rows) == 0:
+            return rows, np.empty(0, np.float32)
+        rows = rows[self.catalog.check_rows(rules, rows).view(bool)]
+        # A fixed count (not one that grows with the page) keeps every page's pool the same.
+        return exact_search(self.vectors, rows, query, self.config.new_candidates_top)
+
+    def _popular_rows(self, region: int) -> np.ndarray:
+        rows = np.asarray(self.region_popular[region], dtype=np.int64)
+        return rows[rows >= 0]
+
+    def _rank_kwargs(self, resolved, page: Page, now, new_window, new_slots, popularity, storefront: bool):
+        cfg = self.config
+        stage = cfg.stage(resolved.lifecycle)
+        kwargs = dict(
+            page=page.page,
+            page_size=page.page_size,
+            now=now,
+            pool_per_page=page.page_size * cfg.candidates_factor,
+            limited_sources=SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT,
+            relevance_weight=stage["relevance"] if storefront else 1.0,
+            popularity_weight=popularity,
+            max_per_brand=cfg.max_per_brand,
+            max_per_category=cfg.max_per_category,
+        )
+        if not storefront:
+            return kwargs
+        kwargs.update(
+            new_boost=cfg.new_item_boost + stage["novelty"], new_window=new_window, new_slots=new_slots
+        )
+        if len(self.campaign_segments):
+            active = ((self.campaign_segments & np.uint64(resolved.segments)) != 0) | self.campaign_everyone
+            kwargs["campaign_boost"] = np.where(active, self.campaign_boosts, 0).astype(np.float32)
+        if len(resolved.member_brands):
+            members = np.zeros(len(self.rules.brands), np.uint8)
+            members[resolved.member_brands] = 1
+            kwargs["member_brands"] = members
+            loyal = resolved.lifecycle == "loyalty"
+            kwargs["member_boost"] = cfg.loyalty_member_boost if loyal else cfg.member_boost
+        if resolved.lifecycle == "purchase" and len(resolved.recent_rows):
+            considered = np.zeros(self.n_categories, np.uint8)
+            considered[self.category_of[resolved.recent_rows]] = 1
+            kwargs["considered_categories"] = considered
+            kwargs["considered_boost"] = cfg.considered_boost
+        return kwargs
+
+    def _fallback(self, rules, resolved: Resolved, page: Page, now: int, degraded: bool) -> Recommendation:
+        """The region-popular list (eligible items only), in popularity order."""
+        rows = self._popular_rows(resolved.region)
+        out = self.catalog.rank(
+            rules,
+            rows,
+            self.popularity[rows],
+            np.full(len(rows), SOURCE_FALLBACK, np.uint8),
+            page=page.page,
+            page_size=page.page_size,
+            now=now,
+            max_per_brand=self.config.max_per_brand,
+            max_per_category=self.config.max_per_category,
+        )
+        rec = self._respond(out, page, cold=True, degraded=degraded)
+        rec.eligible_count = out[3]
+        return rec
+
+    def _respond(self, out, page: Page, cold: bool, degraded: bool) -> Recommendation:
+        rows, scores, reasons, _pool = out
+        return Recommendation(
+            item_ids=self.ids[rows].tolist(),
+            rows=rows,
+            scores=scores,
+            bundle_version=self.version,
+            degraded=degraded,
+            cold=cold,
+            reasons=[explain(int(b)) for b in reasons] if page.explain else None,
+        )
+
+
+def _check_page(page: Page) -> None:
+    size = page.page_size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"page.page_size: must be between 1 and {MAX_PAGE_SIZE}, got {size!r}")
+    if isinstance(page.page, bool) or not isinstance(page.page, (int, np.integer)) or page.page < 0:
+        raise InvalidInputError(f"page.page: must be a non-negative integer, got {page.page!r}")
+    if page.now is not None and not math.isfinite(page.now):
+        raise InvalidInputError(f"page.now: must be finite, got {page.now!r}")
+
+
+def _i32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)

@@ -1,0 +1,178 @@
+"""Stage 1: resolve the shopper into a query vector and the facts later stages need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from peakrec.errors import InvalidInputError
+from peakrec.features import FeatureHasher
+from peakrec.pipeline.config import LIFECYCLE, RankingConfig
+from peakrec.pipeline.types import Shopper
+
+
+@dataclass
+class Resolved:
+    """Who the page is for. ``query`` is float32[1, d], or None when nothing is known."""
+
+    query: np.ndarray | None
+    cold: bool
+    user_row: int
+    region: int
+    lifecycle: str
+    segments: int  # bit s = in vocab segments[s]
+    member_brands: np.ndarray  # int brand indices
+    recent_rows: np.ndarray  # int64 item rows of the recent items that exist
+    purchased_rows: np.ndarray  # int64 item rows
+
+
+class ShopperResolver:
+    """Per-bundle look-ups for resolving shoppers; built once at load."""
+
+    def __init__(self, bundle, config: RankingConfig):
+        self.bundle = bundle
+        self.config = config
+        # Plain ndarray views of the mapped columns: indexing a np.memmap costs ~5 us a call.
+        self.users = SimpleNamespace(**{k: np.asarray(v) for k, v in vars(bundle.users).items()})
+        self.vectors = np.asarray(bundle.items.vectors)
+        self.dim = int(self.vectors.shape[1])
+        cold = bundle.manifest.get("coldstart", {})
+        self.hasher = FeatureHasher(
+            n_features=int(cold.get("n_features", bundle.coldstart_table.shape[0])),
+            input_type=cold.get("input_type", "string"),
+            alternate_sign=bool(cold.get("alternate_sign", True)),
+        )
+        self.pooling = cold.get("pooling", "mean")
+        self.brand_index = {name: i for i, name in enumerate(bundle.vocab["brands"])}
+        self.segment_index = {name: i for i, name in enumerate(bundle.vocab.get("segments", []))}
+        self.lifecycle_names = list(bundle.vocab.get("lifecycle", LIFECYCLE))
+        # A dict over the few hundred region codes: cheaper per request than a numpy look-up.
+        self.region_codes = {code: i for i, code in enumerate(bundle.vocab["regions"])}
+
+    def region_of(self, shopper: Shopper, user_row: int) -> int:
+        code = shopper.region or shopper.context.get("region", "")
+        if code:
+            region = self.region_codes.get(code, -1)
+            if region < 0:
+                raise InvalidInputError(f"shopper.region: unknown region code {code!r}")
+            return region
+        if user_row >= 0:
+            return int(self.users.region[user_row])
+        raise InvalidInputError("shopper.region: required when the user is unknown")
+
+    def resolve(self, shopper: Shopper, vector=None) -> Resolved:
+        users = self.users
+        user_row = self.bundle.user_row(shopper.user_id) if shopper.user_id else -1
+        region = self.region_of(shopper, user_row)
+        recent = self.bundle.item_rows(list(shopper.recent_items)) if shopper.recent_items else _NO_ROWS
+        recent = recent[recent >= 0]
+
+        segments = 0
+        lifecycle = "awareness"
+        members = [self.brand_index[b] for b in shopper.member_brands if b in self.brand_index]
+        purchased = _NO_ROWS
+        if user_row >= 0:
+            segments = int(users.segments[user_row])
+            stage = int(users.lifecycle[user_row])
+            if 0 <= stage < len(self.lifecycle_names):
+                lifecycle = self.lifecycle_names[stage]
+            lo, hi = users.memberships_indptr[user_row], users.memberships_indptr[user_row + 1]
+            members.extend(int(b) for b in users.memberships[lo:hi])
+            lo, hi = users.purchased_indptr[user_row], users.purchased_indptr[user_row + 1]
+            purchased = np.asarray(users.purchased[lo:hi], dtype=np.int64)
+        context_segment = shopper.context.get("segment")
+        if context_segment in self.segment_index:
+            segments |= 1 << self.segment_index[context_segment]
+        if shopper.context.get("lifecycle") in LIFECYCLE:
+            lifecycle = shopper.context["lifecycle"]
+
+        query, cold = self._query(shopper, user_row, vector, recent, lifecycle)
+        return Resolved(
+            query=query,
+            cold=cold,
+            user_row=user_row,
+            region=region,
+            lifecycle=lifecycle,
+            segments=segments,
+            member_brands=np.unique(np.asarray(members, dtype=np.int64)) if members else _NO_ROWS,
+            recent_rows=recent,
+            purchased_rows=purchased,
+        )
+
+    def _features(self, shopper: Shopper, user_row: int) -> list[str]:
+        """The ``key=value`` strings the bundle's cold-start table was fitted on, in the build's
+        order (``peakrec.bundle.coldstart.user_features``): stored facts of a known user, else the
+        request's context."""
+        vocab = self.bundle.vocab
+        users = self.users
+        context = [f"{k}={v}" for k, v in sorted(shopper.context.items()) if k not in _SPECIAL_KEYS]
+        members = list(shopper.member_brands)
+        if user_row >= 0:
+            region = vocab["regions"][int(users.region[user_row])]
+            bits = int(users.segments[user_row])
+            segments = [name for i, name in enumerate(vocab.get("segments", [])) if bits >> i & 1]
+            stage = int(users.lifecycle[user_row])
+            lifecycle = self.lifecycle_names[stage] if stage < len(self.lifecycle_names) else "awareness"
+            lo, hi = users.memberships_indptr[user_row], users.memberships_indptr[user_row + 1]
+            members = [vocab["brands"][int(b)] for b in users.memberships[lo:hi]] + members
+            lo, hi = users.features_indptr[user_row], users.features_indptr[user_row + 1]
+            context = [str(f) for f in users.features[lo:hi]] + context
+        else:
+            region = shopper.region or shopper.context.get("region", "")
+            segment = shopper.context.get("segment")
+            segments = [segment] if segment else []
+            lifecycle = shopper.context.get("lifecycle", "awareness")
+            if not (region or segments or members or context):
+                return []
+        out = [f"region={region}"] if region else []
+        out += [f"segment={s}" for s in segments]
+        out.append(f"lifecycle={lifecycle}")
+        out += [f"member={b}" for b in members]
+        out += context
+        return list(dict.fromkeys(out))
+
+    def _query(self, shopper, user_row, vector, recent, lifecycle) -> tuple[np.ndarray | None, bool]:
+        users = self.users
+        base = None
+        cold = False
+        if vector is not None:
+            base = check_vector(vector, self.dim, "shopper.vector")
+        elif user_row >= 0 and users.has_vector[user_row]:
+            base = np.asarray(users.vectors[user_row], dtype=np.float32)
+        else:
+            cold = True
+            features = self._features(shopper, user_row)
+            if features:
+                pooled = self.hasher.pool([features], self.bundle.coldstart_table, mode=self.pooling)[0]
+                if np.any(pooled):
+                    base = pooled
+        if len(recent):
+            # Session intent: what the shopper just looked at pulls the query towards it.
+            intent = self.vectors[recent].mean(axis=0, dtype=np.float32)
+            cfg = self.config
+            w = cfg.interest_session_weight if lifecycle == "interest" else cfg.session_weight
+            base = intent if base is None else (1.0 - w) * base + w * intent
+        if base is None:
+            return None, True
+        return np.ascontiguousarray(base, dtype=np.float32).reshape(1, -1), cold
+
+
+_NO_ROWS = np.empty(0, np.int64)
+
+
+_SPECIAL_KEYS = ("region", "segment", "lifecycle")
+
+
+def check_vector(vector, dim: int, field: str) -> np.ndarray:
+    """A caller-supplied vector as float32[d]; refuses a wrong length and NaN or infinities."""
+    try:
+        arr = np.asarray(vector, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{field}: not a vector of numbers ({err})") from None
+    if arr.shape[0] != dim:
+        raise InvalidInputError(f"{field}: expected {dim} values, got {arr.shape[0]}")
+    if not np.isfinite(arr).all():
+        raise InvalidInputError(f"{field}: contains NaN or infinity")
+    return arr

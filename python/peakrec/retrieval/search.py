@@ -1,0 +1,220 @@
+"""Filter-aware vector retrieval: pick a strategy by the share of eligible items, then search.
+
+Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
+
+* ``ann``: most items eligible. Plain ANN search whose results are checked row by row (Rust);
+  deepened by ``1 / share`` (the share observed among its results) until enough are eligible.
+* ``bitmap``: a middling share eligible. FAISS search restricted by an ``IDSelectorBitmap`` over the
+  eligibility bitset, with a search breadth scaled up by ``1 / fraction`` so recall holds.
+* ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul).
+
+The eligible rows are never read from the ANN results blindly: ``ann`` results go through
+``Catalog.check_rows`` and the other two only ever see eligible rows, so no ineligible item leaves.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from peakrec import _core
+
+STRATEGIES = ("ann", "bitmap", "exact")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Thresholds and breadths of retrieval; from the bundle's ``config.json`` ``[retrieval]``."""
+
+    ann_min_fraction: float = 0.1  # estimated eligible share at or above which ``ann`` is used
+    exact_max_rows: int = 30_000  # eligible count at or below which ``exact`` is used
+    first_margin: float = 1.25  # the first ANN search asks for need * first_margin
+    oversample: float = 1.5  # a deepened ANN search asks for need / observed share * oversample
+    max_ann_depth: int = 4096  # deeper than this, switch to the bitset strategies
+    ef_search: int = 128  # HNSW breadth of an unfiltered search (manifest search_params)
+    nprobe: int = 16  # IVF lists probed by an unfiltered search (manifest search_params)
+    bitmap_breadth_exponent: float = 0.5  # IVF bitmap search: nprobe = base / fraction ** exponent
+    ann_breadth: float = 1.0  # HNSW efSearch (IVF nprobe floor) = max(ef_search, depth * ann_breadth)
+
+    @classmethod
+    def from_config(cls, config: dict, search_params: dict | None = None) -> RetrievalConfig:
+        values = {}
+        for key, value in (search_params or {}).items():
+            if key in ("efSearch", "ef_search"):
+                values["ef_search"] = int(value)
+            elif key == "nprobe":
+                values["nprobe"] = int(value)
+        # Names `peakrec build` writes (python/peakrec/bundle/config.py) -> ours.
+        aliases = {"filtered_search_below": "ann_min_fraction", "exact_scan_below": "exact_max_rows"}
+        for key, value in config.items():
+            name = aliases.get(key, key)
+            if name in cls.__dataclass_fields__:
+                values[name] = type(getattr(cls, name))(value)
+        return cls(**values)
+
+
+@dataclass
+class Retrieved:
+    """Candidates of one query: ``rows`` int64 and ``relevance`` float32 (inner products), best
+    first; ``eligible_count`` exact, or estimated from a sample for ``ann``."""
+
+    rows: np.ndarray
+    relevance: np.ndarray
+    strategy: str
+    eligible_count: int
+    count_estimated: bool = False
+    partial: bool = False  # the deadline stopped a deepening before the candidates were complete
+
+
+_PARAMS: dict[tuple, object] = {}
+
+
+def _params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel=None):
+    """SearchParameters of the right kind for ``index`` with a breadth of at least ``breadth``.
+    Those without a selector are cached: building one through SWIG costs ~15 us."""
+    if sel is None:
+        key = (id(index), breadth, config.ef_search, config.nprobe)
+        cached = _PARAMS.get(key)
+        if cached is None:
+            if len(_PARAMS) > 4096:
+                _PARAMS.clear()
+            cached = _PARAMS[key] = _make_params(index, breadth, config, None)
+        return cached
+    return _make_params(index, breadth, config, sel)
+
+
+def _make_params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel):
+    kind = _index_kind(index)
+    if kind == "hnsw":
+        return faiss.SearchParametersHNSW(sel=sel, efSearch=max(config.ef_search, breadth))
+    if kind == "ivf":
+        return faiss.SearchParametersIVF(sel=sel, nprobe=max(config.nprobe, breadth))
+    return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+
+_KINDS: dict[int, tuple[faiss.Index, str]] = {}
+
+
+def _index_kind(index: faiss.Index) -> str:
+    cached = _KINDS.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+    real = faiss.downcast_index(index)
+    if isinstance(real, faiss.IndexHNSW):
+        kind = "hnsw"
+    elif faiss.try_extract_index_ivf(real) is not None:
+        kind = "ivf"
+    else:
+        kind = "flat"
+    _KINDS[id(index)] = (index, kind)  # holds the index: the id is not reused while cached
+    return kind
+
+
+def search(index: faiss.Index, query: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
+    """One query's top ``k``: ``(rows int64[<=k], scores float32[<=k])``, -1 padding removed."""
+    scores, rows = index.search(query, k, params=params)
+    keep = rows[0] >= 0
+    return rows[0][keep], scores[0][keep]
+
+
+def exact_search(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int):
+    """Exact top ``k`` by inner product among ``rows`` of ``vectors`` (float32[n, d])."""
+    if len(rows) == 0:
+        return rows.astype(np.int64), np.empty(0, np.float32)
+    scores = vectors[rows] @ query[0]
+    if len(rows) > k:
+        top = np.argpartition(-scores, k - 1)[:k]
+    else:
+        top = np.arange(len(rows))
+    # Best first; ties by row so results are deterministic.
+    top = top[np.lexsort((rows[top], -scores[top]))]
+    return rows[top].astype(np.int64, copy=False), scores[top].astype(np.float32, copy=False)
+
+
+def bitmap_selector(words: np.ndarray, n: int):
+    """An ``IDSelectorBitmap`` over the eligibility bitset ``words`` (uint64); keep the returned
+    bytes alive as long as the selector."""
+    bitmap = words.view(np.uint8)
+    return faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap)), bitmap
+
+
+def retrieve(
+    index: faiss.Index,
+    vectors: np.ndarray,
+    catalog: _core.Catalog,
+    rules: _core.Rules,
+    query: np.ndarray,
+    need: int,
+    config: RetrievalConfig,
+    deadline: float | None = None,
+    force: str | None = None,
+) -> Retrieved:
+    """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
+    many items are eligible, best first.
+
+    ``force`` picks a strategy instead of the thresholds (tests and benchmarks).
+    """
+    n = len(catalog)
+    need = max(1, min(need, n))
+    if force in (None, "ann"):
+        # ANN first, at the page's own depth: when most items are eligible this one search (as
+        # cheap as an unfiltered one) fills the page, and its results tell the eligible share
+        # around the query, which sets how deep to go or whether to switch strategy.
+        got = _ann(index, catalog, rules, query, need, config, deadline, forced=force == "ann")
+        if got is not None:
+            return got
+    words, count = catalog.eligible(rules)
+    strategy = force if force in ("bitmap", "exact") else None
+    if strategy is None:
+        strategy = "exact" if count <= config.exact_max_rows else "bitmap"
+    if strategy == "bitmap" and count > 0:
+        got = _bitmap(index, words, count, n, query, need, config)
+        if len(got.rows) >= min(need, count):
+            return got
+    eligible_rows = _core.bitset_rows(words)
+    rows, scores = exact_search(vectors, eligible_rows, query, need)
+    return Retrieved(rows, scores, "exact", count)
+
+
+def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrieved | None:
+    n = len(catalog)
+    # A little over the need costs nothing while within HNSW's efSearch, and spares a second
+    # search when a few of the nearest items are ineligible.
+    depth = min(n, max(need, math.ceil(need * config.first_margin)))
+    max_depth = n if forced else config.max_ann_depth
+    while True:
+        breadth = math.ceil(depth * config.ann_breadth)
+        rows, scores = search(index, query, depth, _params(index, breadth, config))
+        ok = catalog.check_rows(rules, rows).view(bool)
+        found = int(ok.sum())
+        seen = found / max(len(rows), 1)  # eligible share among the nearest items
+        partial = deadline is not None and time.monotonic() > deadline
+        if found >= need or depth >= n or len(rows) < depth or partial:
+            est = round(seen * n)
+            return Retrieved(rows[ok], scores[ok], "ann", est, count_estimated=True, partial=partial)
+        if not forced and seen < config.ann_min_fraction:
+            return None  # few eligible near the query: the bitset strategies take over
+        # Deepen by the share actually observed, with a margin.
+        depth = min(n, max(depth * 2, math.ceil(need * config.oversample / max(seen, 1e-6))))
+        if depth > max_depth:
+            return None
+
+
+def _bitmap(index, words, count, n, query, need, config) -> Retrieved:
+    fraction = count / n
+    selector, _bitmap_bytes = bitmap_selector(words, n)
+    kind = _index_kind(index)
+    if kind == "hnsw":
+        # HNSW walks its graph through ineligible nodes and loses recall as the share falls
+        # (0.63 at 1% in docs/retrieval.md); its flat storage scanned under the bitmap is exact
+        # and reads vectors in row order, faster than gathering the eligible rows.
+        storage = faiss.downcast_index(faiss.downcast_index(index).storage)
+        rows, scores = search(storage, query, need, faiss.SearchParameters(sel=selector))
+        return Retrieved(rows, scores, "bitmap", count)
+    breadth = math.ceil(config.nprobe / fraction**config.bitmap_breadth_exponent)
+    rows, scores = search(index, query, need, _params(index, breadth, config, sel=selector))
+    return Retrieved(rows, scores, "bitmap", count)

@@ -1,0 +1,221 @@
+"""gRPC servicers: translate peakrec.v1 messages to the request path's dataclasses and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+from peakrec.errors import InvalidInputError
+from peakrec.pipeline import types as t
+from peakrec.service import metrics
+from peakrec.service.statefile import ItemUpdate
+from peakrec.service.worker import Worker, read_current, write_current
+from peakrec.v1 import recommender_pb2 as pb
+from peakrec.v1 import recommender_pb2_grpc as pb_grpc
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 500
+MAX_IDS = 1000  # recent / excluded items per request
+MAX_UPDATES = 100_000
+
+
+def deadline_of(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline as a time.monotonic() budget, leaving room to serialise the reply."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > 1e6:
+        return None
+    return time.monotonic() + remaining - max(0.002, 0.1 * remaining)
+
+
+def _ids(values: Any, field: str) -> tuple[str, ...]:
+    if not values:
+        return ()
+    if len(values) > MAX_IDS:
+        raise InvalidInputError(f"{field}: {len(values)} ids, at most {MAX_IDS}")
+    return tuple(values)
+
+
+def shopper_of(msg: pb.Shopper) -> t.Shopper:
+    return t.Shopper(
+        user_id=msg.user_id,
+        region=msg.region,
+        context=dict(msg.context) if msg.context else {},
+        recent_items=_ids(msg.recent_items, "shopper.recent_items"),
+        exclude_items=_ids(msg.exclude_items, "shopper.exclude_items"),
+        member_brands=tuple(msg.member_brands) if msg.member_brands else (),
+        vector=tuple(msg.vector) if len(msg.vector) else None,
+    )
+
+
+NO_FILTERS = t.Filters()
+
+
+def filters_of(msg: pb.Filters) -> t.Filters:
+    if not msg.ListFields():
+        return NO_FILTERS
+    price_min = msg.price_min if msg.HasField("price_min") else None
+    price_max = msg.price_max if msg.HasField("price_max") else None
+    if price_min is not None and price_max is not None and price_min > price_max:
+        raise InvalidInputError(f"filters.price_min: {price_min:g} is above filters.price_max {price_max:g}")
+    return t.Filters(
+        brands_allow=tuple(msg.brands_allow),
+        brands_block=tuple(msg.brands_block),
+        categories_allow=tuple(msg.categories_allow),
+        categories_block=tuple(msg.categories_block),
+        price_min=price_min,
+        price_max=price_max,
+    )
+
+
+def page_of(msg: pb.PageRequest, context: grpc.ServicerContext) -> t.Page:
+    size = msg.page_size or DEFAULT_PAGE_SIZE
+    if size > MAX_PAGE_SIZE:
+        raise InvalidInputError(f"page.page_size: {size} is above the maximum {MAX_PAGE_SIZE}")
+    return t.Page(
+        page_size=size,
+        page=msg.page,
+        explain=msg.explain,
+        now=msg.now or None,
+        deadline=deadline_of(context),
+    )
+
+
+def response_of(rec: t.Recommendation, live: Any, details: bool) -> pb.RecommendResponse:
+    scores = rec.scores.tolist() if isinstance(rec.scores, np.ndarray) else list(rec.scores)
+    reply = pb.RecommendResponse(
+        item_ids=rec.item_ids,
+        scores=scores,
+        bundle_version=rec.bundle_version,
+        degraded=rec.degraded,
+        cold=rec.cold,
+        eligible_count=int(rec.eligible_count),
+    )
+    if rec.reasons is not None:
+        reply.reasons.extend(rec.reasons)
+    if details and len(rec.rows):
+        rows = np.asarray(rec.rows, dtype=np.int64)
+        items = live.bundle.items
+        brands = live.bundle.vocab.get("brands", [])
+        reply.titles.extend(np.asarray(items.titles)[rows].tolist())
+        reply.brands.extend(brands[b] if 0 <= b < len(brands) else "" for b in items.brand[rows].tolist())
+        reply.prices.extend(live.items.state.price[rows].tolist())
+    return reply
+
+
+class RecommenderServicer(pb_grpc.RecommenderServicer):
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    def _answer(self, method: str, request_of: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        live = self.worker.current()
+        answer = getattr(live.recommender, method, None)
+        if answer is None:
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, f"{method}: not available in this build of the engine"
+            )
+        page = request.page
+        req = request_of(request, page_of(page, context))
+        rec = answer(req)
+        for stage, seconds in rec.stage_seconds.items():
+            metrics.STAGE.labels(method, stage).observe(seconds)
+        if rec.degraded:
+            metrics.DEGRADED.labels(method).inc()
+        return response_of(rec, live, page.with_details)
+
+    def Storefront(self, request: pb.StorefrontRequest, context: grpc.ServicerContext) -> Any:
+        return self._answer(
+            "storefront",
+            lambda r, page: t.StorefrontRequest(
+                shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
+            ),
+            request,
+            context,
+        )
+
+    def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> Any:
+        def build(r: pb.SearchRequest, page: t.Page) -> t.SearchRequest:
+            if not r.query.strip():
+                raise InvalidInputError("query: empty")
+            return t.SearchRequest(
+                query=r.query, shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
+            )
+
+        return self._answer("search", build, request, context)
+
+    def SimilarItems(self, request: pb.SimilarItemsRequest, context: grpc.ServicerContext) -> Any:
+        def build(r: pb.SimilarItemsRequest, page: t.Page) -> t.SimilarItemsRequest:
+            if not r.item_id:
+                raise InvalidInputError("item_id: empty")
+            return t.SimilarItemsRequest(
+                item_id=r.item_id, shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
+            )
+
+        return self._answer("similar_items", build, request, context)
+
+
+def _worker_info(status: dict[str, Any]) -> pb.WorkerInfo:
+    return pb.WorkerInfo(
+        index=int(status.get("index", 0)),
+        pid=int(status.get("pid", 0)),
+        bundle_version=status.get("bundle_version", ""),
+        last_error=status.get("last_error", ""),
+    )
+
+
+class AdminServicer(pb_grpc.AdminServicer):
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    def UpdateItems(self, request: pb.UpdateItemsRequest, context: grpc.ServicerContext) -> Any:
+        if len(request.updates) > MAX_UPDATES:
+            raise InvalidInputError(f"updates: {len(request.updates)} in one call, at most {MAX_UPDATES}")
+        updates = [
+            ItemUpdate(
+                item_id=u.item_id,
+                stock=u.stock if u.HasField("stock") else None,
+                price=u.price if u.HasField("price") else None,
+                available=u.available if u.HasField("available") else None,
+            )
+            for u in request.updates
+        ]
+        live = self.worker.current()
+        seq = live.items.apply(updates)
+        metrics.ITEM_UPDATES.inc(len(updates))
+        return pb.UpdateItemsResponse(applied=len(updates), journal_seq=seq)
+
+    def ReloadIndex(self, request: pb.ReloadIndexRequest, context: grpc.ServicerContext) -> Any:
+        worker = self.worker
+        version = request.version or read_current(worker.bundles_dir)
+        wait = request.wait_seconds or 60.0
+        live = worker.swap_to(version)  # verifies here first: a bad bundle never reaches CURRENT
+        write_current(worker.bundles_dir, live.bundle.path.name)
+        statuses = worker.wait_all_on(live.version, wait)
+        return pb.ReloadIndexResponse(
+            bundle_version=live.version, workers=[_worker_info(s) for s in statuses]
+        )
+
+    def IndexInfo(self, request: pb.IndexInfoRequest, context: grpc.ServicerContext) -> Any:
+        worker = self.worker
+        live = worker.current()
+        manifest = getattr(live.bundle, "manifest", {}) or {}
+        counts = manifest.get("counts", {})
+        me = {
+            "index": worker.index,
+            "pid": os.getpid(),
+            "bundle_version": live.version,
+            "last_error": worker.last_error,
+        }
+        return pb.IndexInfoResponse(
+            bundle_version=live.version,
+            manifest_json=json.dumps(manifest, ensure_ascii=False),
+            items=int(counts.get("items", len(live.items.state.stock))),
+            users=int(counts.get("users", 0)),
+            answered_by=_worker_info(me),
+            workers=[_worker_info(s) for s in worker.statuses()],
+            journal_seq=live.items.journal_seq,
+        )

@@ -1,0 +1,372 @@
+//! Which items a shopper may be shown: one pass over item rows into a [`Bitset`], or a check of
+//! just some rows (ANN candidates), under the same rules.
+//!
+//! An item is eligible when it is in stock and on sale (live state), sellable in the shopper's
+//! region, inside the price range, allowed by the brand and category lists, not member-only (or
+//! the shopper is a member of its brand), launched — or, for a presale item, inside its presale
+//! window — and not excluded (purchased, or excluded by the request).
+
+use crate::bitset::Bitset;
+use crate::error::{invalid, Result};
+
+/// Immutable per-item columns of a bundle, row-aligned.
+#[derive(Clone, Copy)]
+pub struct ItemColumns<'a> {
+    pub brand: &'a [i32],
+    pub category: &'a [i32],
+    /// `[n * region_words]`: bit `r` of row `i` is word `i * region_words + r / 64`, bit `r % 64`.
+    pub regions: &'a [u64],
+    pub region_words: usize,
+    pub launch_ts: &'a [i64],
+    /// 0 = not a presale item.
+    pub presale_start: &'a [i64],
+    pub presale_end: &'a [i64],
+    pub member_only: &'a [u8],
+}
+
+impl ItemColumns<'_> {
+    pub fn len(&self) -> usize {
+        self.brand.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.brand.is_empty()
+    }
+
+    fn check(&self) -> Result<()> {
+        let n = self.len();
+        for (name, len) in [
+            ("category", self.category.len()),
+            ("launch_ts", self.launch_ts.len()),
+            ("presale_start", self.presale_start.len()),
+            ("presale_end", self.presale_end.len()),
+            ("member_only", self.member_only.len()),
+        ] {
+            if len != n {
+                return Err(invalid(format!(
+                    "items/{name} has {len} rows, items/brand has {n}"
+                )));
+            }
+        }
+        if self.region_words == 0 || self.regions.len() != n * self.region_words {
+            return Err(invalid(format!(
+                "items/regions has {} words, expected {n} rows x {} words",
+                self.regions.len(),
+                self.region_words
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Mutable per-item state (stock, price, availability), row-aligned with the bundle.
+#[derive(Clone, Copy)]
+pub struct LiveState<'a> {
+    pub stock: &'a [i32],
+    pub price: &'a [f32],
+    pub available: &'a [u8],
+}
+
+/// One request's restrictions.
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    pub region: usize,
+    /// Unix seconds.
+    pub now: i64,
+    pub price_min: f32,
+    pub price_max: f32,
+    /// `[n_brands]`, 1 = allowed; `None` = every brand.
+    pub brand_ok: Option<&'a [u8]>,
+    /// `[n_categories]`, 1 = allowed; `None` = every category.
+    pub category_ok: Option<&'a [u8]>,
+    /// `[n_brands]`, 1 = the shopper is a member; `None` = a member of none.
+    pub member_brands: Option<&'a [u8]>,
+    /// Item rows never to show, sorted ascending.
+    pub excluded: &'a [i64],
+}
+
+/// Rules bound to the columns they read; built once per request by [`Eligibility::new`].
+#[derive(Clone, Copy)]
+pub struct Eligibility<'a> {
+    items: ItemColumns<'a>,
+    live: LiveState<'a>,
+    rules: Rules<'a>,
+}
+
+#[inline]
+fn mask_allows(mask: Option<&[u8]>, index: i32) -> bool {
+    match mask {
+        None => true,
+        Some(m) => usize::try_from(index)
+            .ok()
+            .and_then(|i| m.get(i))
+            .is_some_and(|&v| v != 0),
+    }
+}
+
+impl<'a> Eligibility<'a> {
+    pub fn new(items: ItemColumns<'a>, live: LiveState<'a>, rules: Rules<'a>) -> Result<Self> {
+        items.check()?;
+        let n = items.len();
+        for (name, len) in [
+            ("stock", live.stock.len()),
+            ("price", live.price.len()),
+            ("available", live.available.len()),
+        ] {
+            if len != n {
+                return Err(invalid(format!(
+                    "item state {name} has {len} rows, the bundle has {n} items"
+                )));
+            }
+        }
+        if rules.region >= items.region_words * 64 {
+            return Err(invalid(format!(
+                "region index {} is out of range",
+                rules.region
+            )));
+        }
+        if rules.price_min.is_nan() || rules.price_max.is_nan() {
+            return Err(invalid("price range must not be NaN"));
+        }
+        if rules.price_min > rules.price_max {
+            return Err(invalid(format!(
+                "filters.price_min {} is above filters.price_max {}",
+                rules.price_min, rules.price_max
+            )));
+        }
+        if rules.excluded.windows(2).any(|w| w[0] > w[1]) {
+            return Err(invalid("excluded rows must be sorted"));
+        }
+        Ok(Eligibility { items, live, rules })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Every rule except the exclusion list.
+    #[inline]
+    fn passes(&self, row: usize) -> bool {
+        let (it, live, r) = (&self.items, &self.live, &self.rules);
+        if live.stock[row] <= 0 || live.available[row] == 0 {
+            return false;
+        }
+        if (it.regions[row * it.region_words + (r.region >> 6)] >> (r.region & 63)) & 1 == 0 {
+            return false;
+        }
+        let price = live.price[row];
+        if !(price >= r.price_min && price <= r.price_max) {
+            return false;
+        }
+        let brand = it.brand[row];
+        if !mask_allows(r.brand_ok, brand) || !mask_allows(r.category_ok, it.category[row]) {
+            return false;
+        }
+        if it.member_only[row] != 0
+            && !(r.member_brands.is_some() && mask_allows(r.member_brands, brand))
+        {
+            return false;
+        }
+        let start = it.presale_start[row];
+        if start != 0 && r.now < start {
+            return false;
+        }
+        // Inside its presale window an item sells before launch; otherwise it must have launched.
+        let in_presale = start != 0 && r.now <= it.presale_end[row];
+        in_presale || it.launch_ts[row] <= r.now
+    }
+
+    /// Is `row` eligible (`false` for rows out of range).
+    pub fn contains(&self, row: i64) -> bool {
+        usize::try_from(row)
+            .ok()
+            .is_some_and(|i| i < self.len() && self.passes(i))
+            && self.rules.excluded.binary_search(&row).is_err()
+    }
+
+    /// All eligible rows.
+    pub fn bitset(&self) -> Bitset {
+        let n = self.len();
+        let mut words = vec![0u64; n.div_ceil(64)];
+        for (w, word) in words.iter_mut().enumerate() {
+            let base = w << 6;
+            let end = (base + 64).min(n);
+            let mut bits = 0u64;
+            for row in base..end {
+                bits |= (self.passes(row) as u64) << (row - base);
+            }
+            *word = bits;
+        }
+        let mut set = Bitset::from_words(words, n);
+        for &row in self.rules.excluded {
+            if row >= 0 {
+                set.remove(row as usize);
+            }
+        }
+        set
+    }
+
+    /// 1 for each of `rows` that is eligible, else 0.
+    pub fn check_rows(&self, rows: &[i64]) -> Vec<u8> {
+        rows.iter().map(|&r| self.contains(r) as u8).collect()
+    }
+
+    /// Fraction of `samples` evenly spread rows that are eligible: a selectivity estimate that
+    /// costs `samples` row checks instead of `n`.
+    pub fn sample_fraction(&self, samples: usize) -> f64 {
+        let n = self.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let samples = samples.clamp(1, n);
+        let hits = (0..samples)
+            .filter(|&s| self.contains((s * n / samples) as i64))
+            .count();
+        hits as f64 / samples as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Data {
+        brand: Vec<i32>,
+        category: Vec<i32>,
+        regions: Vec<u64>,
+        launch: Vec<i64>,
+        pstart: Vec<i64>,
+        pend: Vec<i64>,
+        member_only: Vec<u8>,
+        stock: Vec<i32>,
+        price: Vec<f32>,
+        available: Vec<u8>,
+    }
+
+    fn data() -> Data {
+        // row: 0 ok, 1 out of stock, 2 other region, 3 member-only brand 1, 4 presale 100..200,
+        // 5 launches at 500, 6 brand 2, 7 price 50
+        Data {
+            brand: vec![0, 0, 0, 1, 0, 0, 2, 0],
+            category: vec![0, 0, 0, 0, 1, 0, 0, 0],
+            regions: vec![1, 1, 2, 1, 1, 1, 1, 1],
+            launch: vec![0, 0, 0, 0, 300, 500, 0, 0],
+            pstart: vec![0, 0, 0, 0, 100, 0, 0, 0],
+            pend: vec![0, 0, 0, 0, 200, 0, 0, 0],
+            member_only: vec![0, 0, 0, 1, 0, 0, 0, 0],
+            stock: vec![1, 0, 1, 1, 1, 1, 1, 1],
+            price: vec![10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 50.0],
+            available: vec![1; 8],
+        }
+    }
+
+    fn rules<'a>(now: i64) -> Rules<'a> {
+        Rules {
+            region: 0,
+            now,
+            price_min: f32::NEG_INFINITY,
+            price_max: f32::INFINITY,
+            brand_ok: None,
+            category_ok: None,
+            member_brands: None,
+            excluded: &[],
+        }
+    }
+
+    fn eligible(d: &Data, r: Rules<'_>) -> Vec<i64> {
+        let items = ItemColumns {
+            brand: &d.brand,
+            category: &d.category,
+            regions: &d.regions,
+            region_words: 1,
+            launch_ts: &d.launch,
+            presale_start: &d.pstart,
+            presale_end: &d.pend,
+            member_only: &d.member_only,
+        };
+        let live = LiveState {
+            stock: &d.stock,
+            price: &d.price,
+            available: &d.available,
+        };
+        let e = Eligibility::new(items, live, r).unwrap();
+        let rows = e.bitset().rows();
+        let checked: Vec<i64> = (0..8).filter(|&r| e.contains(r)).collect();
+        assert_eq!(rows, checked, "bitset and row checks disagree");
+        rows
+    }
+
+    #[test]
+    fn default_rules_drop_stock_region_member_and_unlaunched() {
+        assert_eq!(eligible(&data(), rules(0)), vec![0, 6, 7]);
+    }
+
+    #[test]
+    fn presale_items_sell_inside_their_window_and_after_launch() {
+        let d = data();
+        assert!(eligible(&d, rules(150)).contains(&4));
+        assert!(!eligible(&d, rules(250)).contains(&4));
+        assert!(eligible(&d, rules(300)).contains(&4));
+        assert!(eligible(&d, rules(600)).contains(&5));
+    }
+
+    #[test]
+    fn members_see_member_only_items_of_their_brand() {
+        let d = data();
+        let members = [0u8, 1, 0];
+        let r = Rules {
+            member_brands: Some(&members),
+            ..rules(0)
+        };
+        assert!(eligible(&d, r).contains(&3));
+        let other = [1u8, 0, 0];
+        let r = Rules {
+            member_brands: Some(&other),
+            ..rules(0)
+        };
+        assert!(!eligible(&d, r).contains(&3));
+    }
+
+    #[test]
+    fn brand_price_and_exclusions_restrict() {
+        let d = data();
+        let block2 = [1u8, 1, 0];
+        let r = Rules {
+            brand_ok: Some(&block2),
+            price_max: 20.0,
+            excluded: &[0],
+            ..rules(0)
+        };
+        assert_eq!(eligible(&d, r), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn contradictory_price_range_is_invalid() {
+        let d = data();
+        let items = ItemColumns {
+            brand: &d.brand,
+            category: &d.category,
+            regions: &d.regions,
+            region_words: 1,
+            launch_ts: &d.launch,
+            presale_start: &d.pstart,
+            presale_end: &d.pend,
+            member_only: &d.member_only,
+        };
+        let live = LiveState {
+            stock: &d.stock,
+            price: &d.price,
+            available: &d.available,
+        };
+        let r = Rules {
+            price_min: 5.0,
+            price_max: 1.0,
+            ..rules(0)
+        };
+        assert!(Eligibility::new(items, live, r).is_err());
+    }
+}

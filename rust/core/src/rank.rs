@@ -1,0 +1,611 @@
+//! Ranking of retrieved candidates: drop ineligible ones, score relevance plus business terms,
+//! then fill pages in score order under diversity caps with reserved slots for new items.
+//!
+//! Pages are filled one after another from the same ordered pool, so page `p` is the same whether
+//! or not earlier pages were requested, and no item appears on two pages.
+
+use crate::eligibility::Eligibility;
+use crate::error::{invalid, Result};
+
+/// Reason bits above the 8 source bits the caller passes in.
+pub const REASON_NEW: u32 = 1 << 8;
+pub const REASON_CAMPAIGN: u32 = 1 << 9;
+pub const REASON_MEMBER: u32 = 1 << 10;
+pub const REASON_CONSIDERED: u32 = 1 << 11;
+pub const REASON_POPULAR: u32 = 1 << 12;
+pub const REASON_RESERVED: u32 = 1 << 13;
+pub const REASON_CAP_RELAXED: u32 = 1 << 14;
+
+/// Per-item columns the score reads.
+#[derive(Clone, Copy)]
+pub struct RankColumns<'a> {
+    pub brand: &'a [i32],
+    pub category: &'a [i32],
+    pub launch_ts: &'a [i64],
+    /// Bit `c` = item is in campaign `c`.
+    pub campaigns: &'a [u64],
+    /// Popularity scaled to [0, 1] (e.g. `log1p(pop) / log1p(max)`).
+    pub popularity: &'a [f32],
+}
+
+/// Weights, caps and page shape of one request (weights come from the bundle config).
+#[derive(Clone, Debug)]
+pub struct RankParams {
+    pub relevance: f32,
+    pub popularity: f32,
+    /// Boost of items launched within `new_window` seconds of `now`.
+    pub new_boost: f32,
+    pub new_window: i64,
+    /// Slots per page reserved for new items (when enough eligible new items are candidates).
+    pub new_slots: usize,
+    /// Boost per campaign, already zero for campaigns not targeting this shopper.
+    pub campaign_boost: [f32; 64],
+    pub member_boost: f32,
+    pub considered_boost: f32,
+    /// 0 = no cap.
+    pub max_per_brand: usize,
+    pub max_per_category: usize,
+    pub now: i64,
+    pub page: usize,
+    pub page_size: usize,
+    /// Page `j` may only use the first `ceil((j + 1) * pool_per_page)` candidates by relevance
+    /// among those found only by `limited_sources`: the pool page `j` was served from when it was
+    /// requested itself, so re-deriving earlier pages from a deeper pool gives what was shown and
+    /// pages stay disjoint. 0 = one pool for every page.
+    pub pool_per_page: f32,
+    pub limited_sources: u32,
+}
+
+/// One page: rows, scores and reason bits, in display order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedPage {
+    pub rows: Vec<i64>,
+    pub scores: Vec<f32>,
+    pub reasons: Vec<u32>,
+    /// Eligible distinct candidates the page was chosen from.
+    pub pool: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Scored {
+    row: i64,
+    score: f32,
+    reasons: u32,
+    brand: i32,
+    category: i32,
+    new: bool,
+    /// Relevance rank among pool-limited candidates (0 for candidates in every pool).
+    rel_rank: u32,
+}
+
+#[inline]
+fn flag(mask: Option<&[u8]>, index: i32) -> bool {
+    mask.is_some_and(|m| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| m.get(i))
+            .is_some_and(|&v| v != 0)
+    })
+}
+
+/// Scores `rows` (with `relevance` and `sources` bits, row-aligned; duplicates merged, -1 ignored),
+/// drops those `eligible` rejects, and returns page `params.page`.
+///
+/// `member_brands` and `considered_categories` are masks over brand and category indices.
+#[allow(clippy::too_many_arguments)]
+pub fn rank(
+    cols: &RankColumns<'_>,
+    params: &RankParams,
+    eligible: Option<&Eligibility<'_>>,
+    member_brands: Option<&[u8]>,
+    considered_categories: Option<&[u8]>,
+    rows: &[i64],
+    relevance: &[f32],
+    sources: &[u8],
+) -> Result<RankedPage> {
+    let n = cols.brand.len();
+    if relevance.len() != rows.len() || sources.len() != rows.len() {
+        return Err(invalid(format!(
+            "rows, relevance and sources must have one length, got {}, {}, {}",
+            rows.len(),
+            relevance.len(),
+            sources.len()
+        )));
+    }
+    for (name, len) in [
+        ("category", cols.category.len()),
+        ("launch_ts", cols.launch_ts.len()),
+        ("campaigns", cols.campaigns.len()),
+        ("popularity", cols.popularity.len()),
+    ] {
+        if len != n {
+            return Err(invalid(format!(
+                "items/{name} has {len} rows, items/brand has {n}"
+            )));
+        }
+    }
+    if params.page_size == 0 {
+        return Err(invalid("page_size must be at least 1"));
+    }
+
+    // Merge duplicates (a row found by two sources): best relevance, both sources. An
+    // open-addressing table of pool positions, as sorting the candidates would cost more.
+    let mut pool: Vec<Scored> = Vec::with_capacity(rows.len());
+    let size = (rows.len() * 2).next_power_of_two().max(16);
+    let mut table = vec![u32::MAX; size];
+    for ((&row, &rel), &src) in rows.iter().zip(relevance).zip(sources) {
+        if row < 0 || row as usize >= n {
+            continue;
+        }
+        let mut h = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 7;
+        loop {
+            h &= size - 1;
+            let at = table[h];
+            if at == u32::MAX {
+                table[h] = pool.len() as u32;
+                pool.push(Scored {
+                    row,
+                    score: rel,
+                    reasons: src as u32,
+                    brand: 0,
+                    category: 0,
+                    new: false,
+                    rel_rank: 0,
+                });
+                break;
+            }
+            let last = &mut pool[at as usize];
+            if last.row == row {
+                last.reasons |= src as u32;
+                last.score = last.score.max(rel);
+                break;
+            }
+            h += 1;
+        }
+    }
+    if let Some(e) = eligible {
+        pool.retain(|s| e.contains(s.row));
+    }
+
+    let relevance_of: Vec<f32> = pool.iter().map(|s| s.score).collect();
+    for s in pool.iter_mut() {
+        let r = s.row as usize;
+        let brand = cols.brand[r];
+        let category = cols.category[r];
+        let rel = if s.score.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            s.score
+        };
+        let mut score = params.relevance * rel;
+        let mut reasons = s.reasons;
+        let pop = cols.popularity[r];
+        if params.popularity != 0.0 && pop > 0.0 {
+            score += params.popularity * pop;
+            reasons |= REASON_POPULAR;
+        }
+        let age = params.now - cols.launch_ts[r];
+        let new = params.new_window > 0 && (0..=params.new_window).contains(&age);
+        if new {
+            score += params.new_boost;
+            reasons |= REASON_NEW;
+        }
+        let mut campaigns = cols.campaigns[r];
+        let mut campaign = 0.0f32;
+        while campaigns != 0 {
+            campaign += params.campaign_boost[campaigns.trailing_zeros() as usize];
+            campaigns &= campaigns - 1;
+        }
+        if campaign != 0.0 {
+            score += campaign;
+            reasons |= REASON_CAMPAIGN;
+        }
+        if params.member_boost != 0.0 && flag(member_brands, brand) {
+            score += params.member_boost;
+            reasons |= REASON_MEMBER;
+        }
+        if params.considered_boost != 0.0 && flag(considered_categories, category) {
+            score += params.considered_boost;
+            reasons |= REASON_CONSIDERED;
+        }
+        *s = Scored {
+            row: s.row,
+            score,
+            reasons,
+            brand,
+            category,
+            new,
+            rel_rank: 0,
+        };
+    }
+    if params.pool_per_page > 0.0 {
+        // Ranked among every candidate the limited sources found (so the ranks match those of a
+        // request that searched less deep), exempt when another source found it too.
+        let limited: Vec<usize> = (0..pool.len())
+            .filter(|&i| pool[i].reasons & params.limited_sources != 0)
+            .collect();
+        {
+            let mut by_rel: Vec<(u64, u32)> = limited
+                .iter()
+                .map(|&i| {
+                    (
+                        ((!ordered_bits(relevance_of[i])) as u64) << 32 | pool[i].row as u64,
+                        i as u32,
+                    )
+                })
+                .collect();
+            by_rel.sort_unstable();
+            for (rank, &(_, i)) in by_rel.iter().enumerate() {
+                let exempt = pool[i as usize].reasons & 0xff & !params.limited_sources != 0;
+                pool[i as usize].rel_rank = if exempt { 0 } else { rank as u32 };
+            }
+        }
+    }
+    let pool_size = pool.len();
+    // Pages are filled from the best few; order only a prefix unless the caps reach past it.
+    let page_end = (params.page + 1).saturating_mul(params.page_size);
+    let mut prefix = pool_size.min(page_end.saturating_mul(2).saturating_add(64));
+    let (n_brands, n_categories) = pool.iter().fold((0usize, 0usize), |(b, c), s| {
+        (
+            b.max(s.brand.max(-1).wrapping_add(1) as usize),
+            c.max(s.category.max(-1).wrapping_add(1) as usize),
+        )
+    });
+    let mut counts = Counts {
+        brands: vec![0; n_brands + 1],
+        categories: vec![0; n_categories + 1],
+    };
+    // Sort keys: descending score, then ascending row, in one integer.
+    let mut keys: Vec<(u64, u32)> = pool
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                ((!ordered_bits(s.score)) as u64) << 32 | s.row as u64,
+                i as u32,
+            )
+        })
+        .collect();
+    loop {
+        if prefix < pool_size {
+            keys.select_nth_unstable(prefix);
+        }
+        keys[..prefix].sort_unstable();
+        let sorted: Vec<Scored> = keys[..prefix]
+            .iter()
+            .map(|&(_, i)| pool[i as usize])
+            .collect();
+        let pool = &sorted;
+        let mut taken = vec![false; prefix];
+        let mut page_items: Vec<(usize, u32)> = Vec::new();
+        let mut complete = true;
+        for page in 0..=params.page {
+            let limit = if params.pool_per_page > 0.0 {
+                ((page + 1) as f64 * params.pool_per_page as f64).ceil() as u32
+            } else {
+                u32::MAX
+            };
+            let (items, ok) = fill_page(
+                pool,
+                &mut taken,
+                params,
+                &mut counts,
+                prefix == pool_size,
+                limit,
+            );
+            page_items = items;
+            complete &= ok;
+            if page_items.is_empty() || !complete {
+                break;
+            }
+        }
+        if !complete {
+            prefix = pool_size; // the caps or reserved slots needed items past the prefix
+            continue;
+        }
+        page_items.sort_unstable_by(|a, b| better(&pool[a.0], &pool[b.0]));
+        return Ok(RankedPage {
+            rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
+            scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
+            reasons: page_items
+                .iter()
+                .map(|&(i, extra)| pool[i].reasons | extra)
+                .collect(),
+            pool: pool_size,
+        });
+    }
+}
+
+/// Best first: higher score, then lower row (a total order, so results are deterministic).
+fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
+}
+
+/// `f32` bits whose unsigned order is the float order (as `total_cmp`).
+#[inline]
+fn ordered_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// Items per brand and per category on the page being filled (index + 1; 0 = negative index).
+struct Counts {
+    brands: Vec<u32>,
+    categories: Vec<u32>,
+}
+
+#[inline]
+fn slot(index: i32) -> usize {
+    if index < 0 {
+        0
+    } else {
+        index as usize + 1
+    }
+}
+
+/// Picks the next page from the untaken part of `pool` (sorted best first) and marks picks taken.
+/// Returns indices into `pool` with the reason bits only the page fill knows, and whether the
+/// choice is final: `false` when a pass ran off the end of a `pool` that is only a prefix.
+fn fill_page(
+    pool: &[Scored],
+    taken: &mut [bool],
+    params: &RankParams,
+    counts: &mut Counts,
+    whole: bool,
+    limit: u32,
+) -> (Vec<(usize, u32)>, bool) {
+    let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
+    counts.brands.iter_mut().for_each(|c| *c = 0);
+    counts.categories.iter_mut().for_each(|c| *c = 0);
+    let max_brand = if params.max_per_brand == 0 {
+        u32::MAX
+    } else {
+        params.max_per_brand as u32
+    };
+    let max_category = if params.max_per_category == 0 {
+        u32::MAX
+    } else {
+        params.max_per_category as u32
+    };
+    // Pass 0: reserved slots for new items; 1: everything under the caps; 2: caps relaxed, only
+    // when the pool holds too few brands or categories to fill the page otherwise.
+    for pass in 0..3 {
+        let want = if pass == 0 {
+            params.new_slots.min(params.page_size)
+        } else {
+            params.page_size
+        };
+        if picked.len() >= want {
+            continue;
+        }
+        if pass == 2 && !whole {
+            return (picked, false);
+        }
+        let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
+        for (i, s) in pool.iter().enumerate() {
+            if taken[i] || (pass == 0 && !s.new) || s.rel_rank >= limit {
+                continue;
+            }
+            let (b, c) = (slot(s.brand), slot(s.category));
+            if pass < 2 && (counts.brands[b] >= max_brand || counts.categories[c] >= max_category) {
+                continue;
+            }
+            taken[i] = true;
+            picked.push((i, extra));
+            counts.brands[b] += 1;
+            counts.categories[c] += 1;
+            if picked.len() >= want {
+                break;
+            }
+        }
+        if picked.len() < want && !whole {
+            return (picked, false);
+        }
+    }
+    (picked, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Cols {
+        brand: Vec<i32>,
+        category: Vec<i32>,
+        launch: Vec<i64>,
+        campaigns: Vec<u64>,
+        pop: Vec<f32>,
+    }
+
+    fn cols(n: usize) -> Cols {
+        Cols {
+            brand: (0..n as i32).map(|i| i % 3).collect(),
+            category: (0..n as i32).map(|i| i % 5).collect(),
+            launch: vec![0; n],
+            campaigns: vec![0; n],
+            pop: vec![0.0; n],
+        }
+    }
+
+    fn params(page: usize, page_size: usize) -> RankParams {
+        RankParams {
+            relevance: 1.0,
+            popularity: 0.0,
+            new_boost: 0.0,
+            new_window: 0,
+            new_slots: 0,
+            campaign_boost: [0.0; 64],
+            member_boost: 0.0,
+            considered_boost: 0.0,
+            max_per_brand: 0,
+            max_per_category: 0,
+            now: 1000,
+            page,
+            page_size,
+            pool_per_page: 0.0,
+            limited_sources: 0,
+        }
+    }
+
+    fn run(c: &Cols, p: &RankParams, rows: &[i64], rel: &[f32]) -> RankedPage {
+        let rc = RankColumns {
+            brand: &c.brand,
+            category: &c.category,
+            launch_ts: &c.launch,
+            campaigns: &c.campaigns,
+            popularity: &c.pop,
+        };
+        rank(&rc, p, None, None, None, rows, rel, &vec![1u8; rows.len()]).unwrap()
+    }
+
+    #[test]
+    fn orders_by_relevance_and_merges_duplicates() {
+        let c = cols(10);
+        let page = run(
+            &c,
+            &params(0, 3),
+            &[4, 2, 4, 7, -1],
+            &[0.1, 0.5, 0.9, 0.3, 9.0],
+        );
+        assert_eq!(page.rows, vec![4, 2, 7]);
+        assert_eq!(page.scores, vec![0.9, 0.5, 0.3]);
+        assert_eq!(page.pool, 3);
+    }
+
+    #[test]
+    fn brand_cap_holds_and_pages_do_not_overlap() {
+        let c = cols(30);
+        let rows: Vec<i64> = (0..30).collect();
+        let rel: Vec<f32> = (0..30).map(|i| 30.0 - i as f32).collect();
+        let mut p = params(0, 6);
+        p.max_per_brand = 2;
+        let first = run(&c, &p, &rows, &rel);
+        p.page = 1;
+        let second = run(&c, &p, &rows, &rel);
+        for page in [&first, &second] {
+            assert_eq!(page.rows.len(), 6);
+            for b in 0..3 {
+                assert!(
+                    page.rows
+                        .iter()
+                        .filter(|&&r| c.brand[r as usize] == b)
+                        .count()
+                        <= 2
+                );
+            }
+        }
+        assert!(first.rows.iter().all(|r| !second.rows.contains(r)));
+    }
+
+    #[test]
+    fn caps_relax_only_to_fill_the_page() {
+        let c = cols(30);
+        let rows: Vec<i64> = vec![0, 3, 6, 9]; // all brand 0
+        let mut p = params(0, 3);
+        p.max_per_brand = 1;
+        let page = run(&c, &p, &rows, &[4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(page.rows, vec![0, 3, 6]);
+        assert_eq!(page.reasons[0] & REASON_CAP_RELAXED, 0);
+        assert_ne!(page.reasons[1] & REASON_CAP_RELAXED, 0);
+    }
+
+    #[test]
+    fn a_deeper_pool_re_derives_earlier_pages_as_they_were_served() {
+        let mut c = cols(40);
+        c.pop = (0..40).map(|i| if i >= 20 { 1.0 } else { 0.0 }).collect();
+        let rows: Vec<i64> = (0..40).collect();
+        let rel: Vec<f32> = (0..40).map(|i| 40.0 - i as f32).collect();
+        let mut p = params(0, 5);
+        p.popularity = 30.0; // deep, popular candidates would jump onto page 0 of a deeper pool
+        p.pool_per_page = 10.0;
+        p.limited_sources = 1;
+        let served = run(&c, &p, &rows[..10], &rel[..10]); // page 0 as requested alone
+        p.page = 1;
+        let second = run(&c, &p, &rows, &rel); // page 1 from a pool four times as deep
+        assert!(served.rows.iter().all(|r| !second.rows.contains(r)));
+        assert!(served.rows.iter().chain(&second.rows).all(|&r| r < 20));
+    }
+
+    #[test]
+    fn new_items_get_reserved_slots_and_boosts_apply() {
+        let mut c = cols(10);
+        c.launch[9] = 990; // new: launched 10 s before now
+        c.campaigns[8] = 0b10;
+        let mut p = params(0, 2);
+        p.new_window = 100;
+        p.new_slots = 1;
+        p.campaign_boost[1] = 20.0;
+        let rows: Vec<i64> = (0..10).collect();
+        let rel: Vec<f32> = (0..10).map(|i| 10.0 - i as f32).collect();
+        let page = run(&c, &p, &rows, &rel);
+        assert_eq!(page.rows, vec![8, 9]);
+        assert_ne!(page.reasons[0] & REASON_CAMPAIGN, 0);
+        assert_ne!(page.reasons[1] & REASON_RESERVED, 0);
+        assert_ne!(page.reasons[1] & REASON_NEW, 0);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p peakrec-core timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn time_rank_1000_candidates() {
+        let n = 200_000usize;
+        let mut x = 12345u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let brand: Vec<i32> = (0..n).map(|_| (next() % 200) as i32).collect();
+        let category: Vec<i32> = (0..n).map(|_| (next() % 60) as i32).collect();
+        let launch = vec![0i64; n];
+        let campaigns = vec![0u64; n];
+        let pop = vec![0.5f32; n];
+        let cols = RankColumns {
+            brand: &brand,
+            category: &category,
+            launch_ts: &launch,
+            campaigns: &campaigns,
+            popularity: &pop,
+        };
+        let rows: Vec<i64> = (0..1000).map(|_| (next() % n as u64) as i64).collect();
+        let rel: Vec<f32> = (0..1000).map(|_| (next() % 1000) as f32 / 1000.0).collect();
+        let src = vec![1u8; 1000];
+        let params = RankParams {
+            relevance: 1.0,
+            popularity: 0.0,
+            new_boost: 0.0,
+            new_window: 0,
+            new_slots: 0,
+            campaign_boost: [0.0; 64],
+            member_boost: 0.0,
+            considered_boost: 0.0,
+            max_per_brand: 5,
+            max_per_category: 0,
+            now: 0,
+            page: 0,
+            page_size: 100,
+            pool_per_page: 0.0,
+            limited_sources: 0,
+        };
+        for _ in 0..100 {
+            rank(&cols, &params, None, None, None, &rows, &rel, &src).unwrap();
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            std::hint::black_box(
+                rank(&cols, &params, None, None, None, &rows, &rel, &src).unwrap(),
+            );
+        }
+        eprintln!("rank: {:?} per call", t.elapsed() / 10_000);
+    }
+}

@@ -1,0 +1,436 @@
+//! Bindings of the request path's kernels: eligibility bitsets and ranking.
+//!
+//! A `Catalog` holds the bundle's item columns (read-only, usually memory-mapped) once per bundle;
+//! a `Rules` holds one request's restrictions and the live item state. Every call borrows the
+//! arrays zero-copy and releases the GIL around the work.
+
+use crate::to_py_err;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
+};
+use peakrec_core::bitset::Bitset;
+use peakrec_core::eligibility::{Eligibility, ItemColumns, LiveState, Rules as CoreRules};
+use peakrec_core::rank::{self, RankColumns, RankParams};
+use peakrec_core::CoreError;
+use pyo3::prelude::*;
+
+fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    to_py_err(py, CoreError::InvalidInput(message.into()))
+}
+
+fn slice<'a, T: numpy::Element>(
+    py: Python<'_>,
+    arr: &'a PyReadonlyArray1<'_, T>,
+    name: &str,
+) -> PyResult<&'a [T]> {
+    arr.as_slice()
+        .map_err(|_| invalid(py, format!("{name} must be a contiguous 1-d array")))
+}
+
+fn opt_slice<'a>(
+    py: Python<'_>,
+    arr: &'a Option<PyReadonlyArray1<'_, u8>>,
+    name: &str,
+) -> PyResult<Option<&'a [u8]>> {
+    arr.as_ref().map(|a| slice(py, a, name)).transpose()
+}
+
+/// A bundle's item columns, row-aligned (see docs/bundle-format.md).
+#[pyclass(frozen, module = "peakrec._core")]
+pub struct Catalog {
+    brand: Py<PyArray1<i32>>,
+    category: Py<PyArray1<i32>>,
+    regions: Py<PyArray2<u64>>,
+    launch_ts: Py<PyArray1<i64>>,
+    presale_start: Py<PyArray1<i64>>,
+    presale_end: Py<PyArray1<i64>>,
+    member_only: Py<PyArray1<u8>>,
+    campaigns: Py<PyArray1<u64>>,
+    popularity: Py<PyArray1<f32>>,
+    n: usize,
+}
+
+/// One request's restrictions plus the live item state it reads.
+#[pyclass(frozen, module = "peakrec._core")]
+pub struct Rules {
+    stock: Py<PyArray1<i32>>,
+    price: Py<PyArray1<f32>>,
+    available: Py<PyArray1<u8>>,
+    region: usize,
+    now: i64,
+    price_min: f32,
+    price_max: f32,
+    brand_ok: Option<Py<PyArray1<u8>>>,
+    category_ok: Option<Py<PyArray1<u8>>>,
+    member_brands: Option<Py<PyArray1<u8>>>,
+    excluded: Option<Py<PyArray1<i64>>>,
+}
+
+#[pymethods]
+impl Rules {
+    #[new]
+    #[pyo3(signature = (stock, price, available, region, now, price_min=f32::NEG_INFINITY, price_max=f32::INFINITY,
+                        brand_ok=None, category_ok=None, member_brands=None, excluded=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stock: Py<PyArray1<i32>>,
+        price: Py<PyArray1<f32>>,
+        available: Py<PyArray1<u8>>,
+        region: usize,
+        now: i64,
+        price_min: f32,
+        price_max: f32,
+        brand_ok: Option<Py<PyArray1<u8>>>,
+        category_ok: Option<Py<PyArray1<u8>>>,
+        member_brands: Option<Py<PyArray1<u8>>>,
+        excluded: Option<Py<PyArray1<i64>>>,
+    ) -> Self {
+        Rules {
+            stock,
+            price,
+            available,
+            region,
+            now,
+            price_min,
+            price_max,
+            brand_ok,
+            category_ok,
+            member_brands,
+            excluded,
+        }
+    }
+}
+
+/// Borrows of one `Rules`' arrays, alive while the core reads them.
+struct RulesBorrow<'py> {
+    stock: PyReadonlyArray1<'py, i32>,
+    price: PyReadonlyArray1<'py, f32>,
+    available: PyReadonlyArray1<'py, u8>,
+    brand_ok: Option<PyReadonlyArray1<'py, u8>>,
+    category_ok: Option<PyReadonlyArray1<'py, u8>>,
+    member_brands: Option<PyReadonlyArray1<'py, u8>>,
+    excluded: Option<PyReadonlyArray1<'py, i64>>,
+}
+
+impl<'py> RulesBorrow<'py> {
+    fn new(py: Python<'py>, r: &Rules) -> Self {
+        RulesBorrow {
+            stock: r.stock.bind(py).readonly(),
+            price: r.price.bind(py).readonly(),
+            available: r.available.bind(py).readonly(),
+            brand_ok: r.brand_ok.as_ref().map(|a| a.bind(py).readonly()),
+            category_ok: r.category_ok.as_ref().map(|a| a.bind(py).readonly()),
+            member_brands: r.member_brands.as_ref().map(|a| a.bind(py).readonly()),
+            excluded: r.excluded.as_ref().map(|a| a.bind(py).readonly()),
+        }
+    }
+}
+
+/// Borrows of a `Catalog`'s arrays.
+struct CatalogBorrow<'py> {
+    brand: PyReadonlyArray1<'py, i32>,
+    category: PyReadonlyArray1<'py, i32>,
+    regions: numpy::PyReadonlyArray2<'py, u64>,
+    launch_ts: PyReadonlyArray1<'py, i64>,
+    presale_start: PyReadonlyArray1<'py, i64>,
+    presale_end: PyReadonlyArray1<'py, i64>,
+    member_only: PyReadonlyArray1<'py, u8>,
+    campaigns: PyReadonlyArray1<'py, u64>,
+    popularity: PyReadonlyArray1<'py, f32>,
+}
+
+impl<'py> CatalogBorrow<'py> {
+    fn items(&self, py: Python<'_>) -> PyResult<ItemColumns<'_>> {
+        Ok(ItemColumns {
+            brand: slice(py, &self.brand, "brand")?,
+            category: slice(py, &self.category, "category")?,
+            regions: self
+                .regions
+                .as_slice()
+                .map_err(|_| invalid(py, "regions must be C-contiguous"))?,
+            region_words: self.regions.shape()[1],
+            launch_ts: slice(py, &self.launch_ts, "launch_ts")?,
+            presale_start: slice(py, &self.presale_start, "presale_start")?,
+            presale_end: slice(py, &self.presale_end, "presale_end")?,
+            member_only: slice(py, &self.member_only, "member_only")?,
+        })
+    }
+
+    fn rank_columns(&self, py: Python<'_>) -> PyResult<RankColumns<'_>> {
+        Ok(RankColumns {
+            brand: slice(py, &self.brand, "brand")?,
+            category: slice(py, &self.category, "category")?,
+            launch_ts: slice(py, &self.launch_ts, "launch_ts")?,
+            campaigns: slice(py, &self.campaigns, "campaigns")?,
+            popularity: slice(py, &self.popularity, "popularity")?,
+        })
+    }
+}
+
+fn eligibility<'a>(
+    py: Python<'_>,
+    items: ItemColumns<'a>,
+    rb: &'a RulesBorrow<'_>,
+    r: &Rules,
+) -> PyResult<Eligibility<'a>> {
+    let live = LiveState {
+        stock: slice(py, &rb.stock, "stock")?,
+        price: slice(py, &rb.price, "price")?,
+        available: slice(py, &rb.available, "available")?,
+    };
+    let excluded: &[i64] = match &rb.excluded {
+        Some(e) => slice(py, e, "excluded")?,
+        None => &[],
+    };
+    let rules = CoreRules {
+        region: r.region,
+        now: r.now,
+        price_min: r.price_min,
+        price_max: r.price_max,
+        brand_ok: opt_slice(py, &rb.brand_ok, "brand_ok")?,
+        category_ok: opt_slice(py, &rb.category_ok, "category_ok")?,
+        member_brands: opt_slice(py, &rb.member_brands, "member_brands")?,
+        excluded,
+    };
+    Eligibility::new(items, live, rules).map_err(|e| to_py_err(py, e))
+}
+
+#[pymethods]
+impl Catalog {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        brand: Py<PyArray1<i32>>,
+        category: Py<PyArray1<i32>>,
+        regions: Py<PyArray2<u64>>,
+        launch_ts: Py<PyArray1<i64>>,
+        presale_start: Py<PyArray1<i64>>,
+        presale_end: Py<PyArray1<i64>>,
+        member_only: Py<PyArray1<u8>>,
+        campaigns: Py<PyArray1<u64>>,
+        popularity: Py<PyArray1<f32>>,
+    ) -> PyResult<Self> {
+        let n = brand.bind(py).len();
+        let catalog = Catalog {
+            brand,
+            category,
+            regions,
+            launch_ts,
+            presale_start,
+            presale_end,
+            member_only,
+            campaigns,
+            popularity,
+            n,
+        };
+        // Validate shapes and contiguity once, here, rather than on the first request.
+        let b = catalog.borrow(py);
+        b.items(py)?;
+        let cols = b.rank_columns(py)?;
+        for (name, len) in [
+            ("campaigns", cols.campaigns.len()),
+            ("popularity", cols.popularity.len()),
+        ] {
+            if len != n {
+                return Err(invalid(
+                    py,
+                    format!("items/{name} has {len} rows, items/brand has {n}"),
+                ));
+            }
+        }
+        drop(b);
+        Ok(catalog)
+    }
+
+    fn __len__(&self) -> usize {
+        self.n
+    }
+
+    /// `(words, count)`: the eligible rows as a bitset (`uint64[ceil(n / 64)]`, whose bytes are
+    /// the packed little-endian bitmap `IDSelectorBitmap` takes) and how many they are.
+    fn eligible<'py>(
+        &self,
+        py: Python<'py>,
+        rules: &Rules,
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, usize)> {
+        let cb = self.borrow(py);
+        let rb = RulesBorrow::new(py, rules);
+        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+        let (words, count) = py.detach(|| {
+            let set = e.bitset();
+            let count = set.count();
+            (set.into_words(), count)
+        });
+        Ok((words.into_pyarray(py), count))
+    }
+
+    /// Estimated fraction of eligible items from `samples` evenly spread rows.
+    #[pyo3(signature = (rules, samples=2048))]
+    fn sample_fraction(&self, py: Python<'_>, rules: &Rules, samples: usize) -> PyResult<f64> {
+        let cb = self.borrow(py);
+        let rb = RulesBorrow::new(py, rules);
+        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+        Ok(py.detach(|| e.sample_fraction(samples)))
+    }
+
+    /// `uint8[len(rows)]`: 1 where the row is eligible.
+    fn check_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rules: &Rules,
+        rows: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let cb = self.borrow(py);
+        let rb = RulesBorrow::new(py, rules);
+        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+        let rows = slice(py, &rows, "rows")?;
+        Ok(py.detach(|| e.check_rows(rows)).into_pyarray(py))
+    }
+
+    /// Ranks candidates into one page: `(rows int64, scores float32, reasons uint32, pool)`.
+    ///
+    /// Ineligible candidates are dropped when `rules` is given; duplicates are merged.
+    /// `campaign_boost` is `float32[<=64]` (zero for campaigns not aimed at this shopper).
+    #[pyo3(signature = (rules, rows, relevance, sources, *, page, page_size, now, relevance_weight=1.0,
+                        popularity_weight=0.0, new_boost=0.0, new_window=0, new_slots=0, campaign_boost=None,
+                        member_boost=0.0, considered_boost=0.0, max_per_brand=0, max_per_category=0,
+                        member_brands=None, considered_categories=None, pool_per_page=0.0, limited_sources=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn rank<'py>(
+        &self,
+        py: Python<'py>,
+        rules: Option<&Rules>,
+        rows: PyReadonlyArray1<'py, i64>,
+        relevance: PyReadonlyArray1<'py, f32>,
+        sources: PyReadonlyArray1<'py, u8>,
+        page: usize,
+        page_size: usize,
+        now: i64,
+        relevance_weight: f32,
+        popularity_weight: f32,
+        new_boost: f32,
+        new_window: i64,
+        new_slots: usize,
+        campaign_boost: Option<PyReadonlyArray1<'py, f32>>,
+        member_boost: f32,
+        considered_boost: f32,
+        max_per_brand: usize,
+        max_per_category: usize,
+        member_brands: Option<PyReadonlyArray1<'py, u8>>,
+        considered_categories: Option<PyReadonlyArray1<'py, u8>>,
+        pool_per_page: f32,
+        limited_sources: u32,
+    ) -> PyResult<RankOutput<'py>> {
+        let cb = self.borrow(py);
+        let mut boosts = [0f32; 64];
+        if let Some(cbst) = &campaign_boost {
+            let s = slice(py, cbst, "campaign_boost")?;
+            if s.len() > 64 {
+                return Err(invalid(
+                    py,
+                    format!("campaign_boost has {} entries, at most 64", s.len()),
+                ));
+            }
+            boosts[..s.len()].copy_from_slice(s);
+        }
+        let params = RankParams {
+            relevance: relevance_weight,
+            popularity: popularity_weight,
+            new_boost,
+            new_window,
+            new_slots,
+            campaign_boost: boosts,
+            member_boost,
+            considered_boost,
+            max_per_brand,
+            max_per_category,
+            now,
+            page,
+            page_size,
+            pool_per_page,
+            limited_sources,
+        };
+        let rb = rules.map(|r| RulesBorrow::new(py, r));
+        let e = match (&rb, rules) {
+            (Some(rb), Some(r)) => Some(eligibility(py, cb.items(py)?, rb, r)?),
+            _ => None,
+        };
+        let cols = cb.rank_columns(py)?;
+        let (rows, relevance, sources) = (
+            slice(py, &rows, "rows")?,
+            slice(py, &relevance, "relevance")?,
+            slice(py, &sources, "sources")?,
+        );
+        let members = opt_slice(py, &member_brands, "member_brands")?;
+        let considered = opt_slice(py, &considered_categories, "considered_categories")?;
+        let ranked = py
+            .detach(|| {
+                rank::rank(
+                    &cols,
+                    &params,
+                    e.as_ref(),
+                    members,
+                    considered,
+                    rows,
+                    relevance,
+                    sources,
+                )
+            })
+            .map_err(|err| to_py_err(py, err))?;
+        Ok((
+            ranked.rows.into_pyarray(py),
+            ranked.scores.into_pyarray(py),
+            ranked.reasons.into_pyarray(py),
+            ranked.pool,
+        ))
+    }
+}
+
+type RankOutput<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<u32>>,
+    usize,
+);
+
+impl Catalog {
+    fn borrow<'py>(&self, py: Python<'py>) -> CatalogBorrow<'py> {
+        CatalogBorrow {
+            brand: self.brand.bind(py).readonly(),
+            category: self.category.bind(py).readonly(),
+            regions: self.regions.bind(py).readonly(),
+            launch_ts: self.launch_ts.bind(py).readonly(),
+            presale_start: self.presale_start.bind(py).readonly(),
+            presale_end: self.presale_end.bind(py).readonly(),
+            member_only: self.member_only.bind(py).readonly(),
+            campaigns: self.campaigns.bind(py).readonly(),
+            popularity: self.popularity.bind(py).readonly(),
+        }
+    }
+}
+
+/// `int64[count]`: the rows set in a bitset from `Catalog.eligible`, ascending.
+#[pyfunction]
+fn bitset_rows<'py>(
+    py: Python<'py>,
+    words: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let words = slice(py, &words, "words")?;
+    let rows = py.detach(|| Bitset::from_words(words.to_vec(), words.len() * 64).rows());
+    Ok(rows.into_pyarray(py))
+}
+
+pub fn register(m: &Bound<PyModule>) -> PyResult<()> {
+    m.add_class::<Catalog>()?;
+    m.add_class::<Rules>()?;
+    m.add_function(wrap_pyfunction!(bitset_rows, m)?)?;
+    m.add("REASON_NEW", rank::REASON_NEW)?;
+    m.add("REASON_CAMPAIGN", rank::REASON_CAMPAIGN)?;
+    m.add("REASON_MEMBER", rank::REASON_MEMBER)?;
+    m.add("REASON_CONSIDERED", rank::REASON_CONSIDERED)?;
+    m.add("REASON_POPULAR", rank::REASON_POPULAR)?;
+    m.add("REASON_RESERVED", rank::REASON_RESERVED)?;
+    m.add("REASON_CAP_RELAXED", rank::REASON_CAP_RELAXED)?;
+    Ok(())
+}
