@@ -86,6 +86,7 @@ class TextIndexCore:
     def n_postings(self) -> int: ...
     @property
     def k1(self) -> float: ...
+
 REASON_NEW: int
 REASON_CAMPAIGN: int
 REASON_MEMBER: int
