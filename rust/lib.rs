@@ -16,6 +16,8 @@ mod py_pipeline;
 use pyo3::ffi;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyIterator, PyList, PyString, PyTuple};
 
+mod py_text;
+
 /// The one place a core error becomes a Python exception.
 pub(crate) fn to_py_err(py: Python<'_>, err: CoreError) -> PyErr {
     let (class, message) = match err {
@@ -367,5 +369,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_pool, m)?)?;
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
     py_pipeline::register(m)?;
+    py_text::register(m)?;
     Ok(())
 }

@@ -95,3 +95,54 @@ class Catalog:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint32], int]: ...
 
 def bitset_rows(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]: ...
+# Text search (rust/py_text.rs). Array dtypes as in peakrec.retrieval.text.ARRAY_DTYPES.
+def text_analyze(text: str) -> list[str]: ...
+def text_analyze_document(title: str, brand: str = "", category: str = "") -> list[str]: ...
+def text_analyze_batch(
+    titles: list[str],
+    brands: list[str] | None = None,
+    categories: list[str] | None = None,
+    n_threads: int | None = None,
+) -> list[list[str]]: ...
+def text_check_query(query: str) -> None: ...
+def text_build(
+    titles: list[str],
+    brands: list[str] | None = None,
+    categories: list[str] | None = None,
+    k1: float = 1.2,
+    b: float = 0.75,
+    n_threads: int | None = None,
+) -> tuple[dict[str, np.ndarray], float]: ...
+
+class TextIndexCore:
+    def __init__(
+        self,
+        vocab_bytes: npt.NDArray[np.uint8],
+        vocab_offsets: npt.NDArray[np.int64],
+        postings_indptr: npt.NDArray[np.int64],
+        postings_docs: npt.NDArray[np.int32],
+        postings_tf: npt.NDArray[np.uint16],
+        doc_row: npt.NDArray[np.int32],
+        doc_norm: npt.NDArray[np.float32],
+        term_idf: npt.NDArray[np.float32],
+        term_max_score: npt.NDArray[np.float32],
+        block_indptr: npt.NDArray[np.int64],
+        block_max_score: npt.NDArray[np.float32],
+        k1: float,
+        verify: bool = False,
+    ) -> None: ...
+    def search(
+        self, query: str, top_n: int, exhaustive: bool = False
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def search_terms(
+        self, terms: list[str], top_n: int, exhaustive: bool = False
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def term_id(self, term: str) -> int | None: ...
+    @property
+    def n_docs(self) -> int: ...
+    @property
+    def n_terms(self) -> int: ...
+    @property
+    def n_postings(self) -> int: ...
+    @property
+    def k1(self) -> float: ...
