@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from peakrec.bundle import coldstart
 from peakrec.bundle.config import load_settings
+from peakrec.bundle.search import write_search_files
 from peakrec.bundle.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -42,7 +43,7 @@ TMP_PREFIX = ".tmp-build-"
 MAX_CAMPAIGNS = 64
 MAX_SEGMENTS = 64
 
-# Optional search-index builder from the text module: build_text_index(titles <U[n], out_dir).
+# A stand-in for the search files (tests): text_builder(titles <U[n], out_dir).
 TextBuilder = Callable[[np.ndarray, Path], None]
 
 
@@ -129,6 +130,7 @@ def build_bundle(
         arrays["users/has_vector.npy"] = user_table.has_vector
         arrays["coldstart/table.npy"] = fit.table
         arrays["fallback/region_popular.npy"] = fallback
+        text_info: dict[str, Any] = {}
         with bar("write", total=len(arrays) + 2, unit="file") as p:
             for rel, array in arrays.items():
                 write_npy(tmp / rel, array)
@@ -136,9 +138,17 @@ def build_bundle(
             _write_index(index, tmp / "index.faiss")
             p.update(1)
             (tmp / "text").mkdir()
-            builder = text_builder if text_builder is not None else _default_text_builder()
-            if builder is not None:
-                builder(columns["titles"], tmp / "text")
+            if text_builder is not None:
+                text_builder(columns["titles"], tmp / "text")
+            else:
+                text_info = write_search_files(
+                    columns["titles"],
+                    np.asarray(vocab["brands"], dtype=str)[columns["brand"]],
+                    np.asarray(vocab["categories"], dtype=str)[columns["category"]],
+                    item_table.vectors,
+                    settings["text"],
+                    tmp / "text",
+                )
             write_json(tmp / "config.json", cfg)
             write_json(tmp / "vocab.json", vocab)
             p.update(1)
@@ -179,6 +189,7 @@ def build_bundle(
                 **fit.stats,
             },
             "fallback": {"per_region": int(fallback.shape[1])},
+            "text": text_info,
             "inputs": _inputs(
                 items=items, users=users, item_vectors=item_vectors, user_vectors=user_vectors, config=config
             ),
@@ -478,15 +489,6 @@ def _write_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _default_text_builder() -> TextBuilder | None:
-    """The text module's index builder, once that module provides one."""
-    try:
-        from peakrec.retrieval.text import build_text_index  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return build_text_index
 
 
 def _inputs(**paths: str | Path | None) -> dict[str, Any]:

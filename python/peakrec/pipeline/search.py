@@ -1,0 +1,137 @@
+"""Search recall: BM25 candidates and hashed-token vector recall, fused by reciprocal rank fusion.
+
+Both sources only ever return items the request's rules allow: BM25 results are checked in Rust
+(``Catalog.check_rows``) and deepened until enough eligible matches are found or the matches run
+out; vector recall goes through the same filter-aware ``retrieve`` as Storefront. The fused list
+then goes through the same ranking engine as Storefront (see ``Recommender.search``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from peakrec.errors import BundleError
+from peakrec.retrieval.fusion import reciprocal_rank_fusion
+from peakrec.retrieval.search import RetrievalConfig, retrieve
+from peakrec.retrieval.text import query_vector
+
+# What ranks a search page: "bm25"/"vector" use one source, "fused" both (text relevance only),
+# "personalised" (the service's) blends in the shopper's vector. The others exist for evaluation.
+MODES = ("bm25", "vector", "fused", "personalised")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Search weights, from the bundle's ``config.json`` ``"search"`` object."""
+
+    text_weight: float = 0.8  # relevance = w * fused text score + (1 - w) * shopper . item
+    rrf_k: float = 60.0
+    bm25_weight: float = 1.0
+    vector_weight: float = 1.0
+    candidates_factor: float = 2.0  # candidates per source per item up to the page's end
+    min_candidates: int = 100  # at least this many per source, so personalisation has room
+    max_per_brand: int = 0  # 0 = no cap
+    max_per_category: int = 0
+
+    @classmethod
+    def from_config(cls, config: dict) -> SearchConfig:
+        values = {}
+        for f in fields(cls):
+            if f.name not in config:
+                continue
+            value = config[f.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BundleError(f"config.json search.{f.name}: expected a number, got {value!r}")
+            values[f.name] = type(f.default)(value)
+        out = cls(**values)
+        if not 0 <= out.text_weight <= 1 or out.rrf_k <= 0 or min(out.bm25_weight, out.vector_weight) < 0:
+            raise BundleError("config.json search: text_weight in [0, 1], rrf_k > 0, weights >= 0")
+        return out
+
+
+@dataclass
+class Recalled:
+    """Fused candidates: ``rows`` int64, ``text`` float32 in [0, 1] (RRF scaled by its maximum),
+    ``in_bm25``/``in_vector`` bool per row; ``known_tokens`` False when BM25 matched nothing at all."""
+
+    rows: np.ndarray
+    text: np.ndarray
+    in_bm25: np.ndarray
+    in_vector: np.ndarray
+    known_tokens: bool
+    eligible_count: int | None
+    partial: bool = False
+
+
+class TextRecall:
+    """The two search sources over one bundle; built once per bundle."""
+
+    def __init__(self, bundle, vectors, catalog, retrieval: RetrievalConfig, config: SearchConfig):
+        self.text_index = bundle.text_index
+        self.table = np.ascontiguousarray(bundle.token_table, dtype=np.float32)
+        params = (bundle.manifest.get("text") or {}).get("token_table") or {}
+        self.alternate_sign = bool(params.get("alternate_sign", True))
+        self.index = bundle.index
+        self.vectors = vectors
+        self.catalog = catalog
+        self.retrieval = retrieval
+        self.config = config
+
+    def bm25(self, query: str, rules, need: int) -> tuple[np.ndarray, bool]:
+        """Eligible BM25 matches, best first (int64): at least ``need`` when that many exist.
+        Also whether any query token is in the vocabulary."""
+        top = max(need, 16)
+        while True:
+            rows, _ = self.text_index.search(query, top)
+            if len(rows) == 0:
+                return rows, False
+            ok = self.catalog.check_rows(rules, rows).view(bool)
+            if ok.sum() >= need or len(rows) < top:
+                return rows[ok], True
+            top *= 4  # deepen: the eligible share among matches is lower than hoped
+
+    def vector(self, query: str, rules, need: int, deadline: float | None):
+        """Eligible items nearest the query's hashed-token vector, or None when it has none."""
+        q = query_vector(query, self.table, alternate_sign=self.alternate_sign)
+        if not np.any(q):
+            return None
+        return retrieve(
+            self.index, self.vectors, self.catalog, rules, q[None, :], need, self.retrieval, deadline
+        )
+
+    def recall(self, query: str, rules, page_end: int, mode: str, deadline: float | None) -> Recalled:
+        cfg = self.config
+        need = max(cfg.min_candidates, math.ceil(page_end * cfg.candidates_factor))
+        lists, weights = [], []
+        bm25_rows = np.empty(0, np.int64)
+        known = True
+        if mode != "vector":
+            bm25_rows, known = self.bm25(query, rules, need)
+            lists.append(bm25_rows)
+            weights.append(cfg.bm25_weight)
+        vector_rows = np.empty(0, np.int64)
+        eligible_count, partial = None, False
+        if mode != "bm25":
+            got = self.vector(query, rules, need, deadline)
+            if got is not None:
+                vector_rows = got.rows
+                eligible_count, partial = got.eligible_count, got.partial
+                lists.append(vector_rows)
+                weights.append(cfg.vector_weight)
+        if mode == "vector":
+            known = len(vector_rows) > 0 or eligible_count is not None
+        rows, scores = reciprocal_rank_fusion(lists, k=cfg.rrf_k, weights=weights)
+        best = sum(weights) / (cfg.rrf_k + 1)  # first in every list
+        text = (scores / best if best > 0 else scores).astype(np.float32)
+        return Recalled(
+            rows=rows,
+            text=text,
+            in_bm25=np.isin(rows, bm25_rows),
+            in_vector=np.isin(rows, vector_rows),
+            known_tokens=known,
+            eligible_count=eligible_count,
+            partial=partial,
+        )
