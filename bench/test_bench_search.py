@@ -46,7 +46,8 @@ def demo() -> tuple[Path, Path]:
         _cli("demo-data", "--items", str(ITEMS), "--users", str(USERS), "--out", str(data))
         _cli(
             "build", "--items", str(data / "items.jsonl"), "--users", str(data / "users.jsonl"),
-            "--item-vectors", str(data / "item_vectors.npy"), "--user-vectors", str(data / "user_vectors.npy"),
+            "--item-vectors", str(data / "item_vectors.npy"),
+            "--user-vectors", str(data / "user_vectors.npy"),
             "--config", str(data / "build.toml"), "--quiet", "--out", str(bundles),
         )  # fmt: skip
         print(f"\nbuilt the {ITEMS}-item demo bundle in {time.perf_counter() - started:.0f}s")

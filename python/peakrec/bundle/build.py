@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from peakrec.bundle import coldstart
 from peakrec.bundle.config import load_settings
-from peakrec.bundle.search import write_search_files
 from peakrec.bundle.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -34,6 +33,7 @@ from peakrec.bundle.manifest import (
     write_json,
     write_npy,
 )
+from peakrec.bundle.search import write_search_files
 from peakrec.catalog.readers import read_items, read_users
 from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions

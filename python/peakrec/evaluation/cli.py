@@ -60,8 +60,9 @@ def run_storefront(args: argparse.Namespace) -> int:
           f"{'popular n':>10} {'lift r':>7} {'lift n':>7}")  # fmt: skip
     for group in ("all", "warm", "cold"):
         g = summary[group]
-        print(f"{group:<6} {g['users']:>6} {g['recall']:>10.4f} {g['ndcg']:>9.4f} {g['baseline_recall']:>10.4f} "
-              f"{g['baseline_ndcg']:>10.4f} {g['recall_lift']:>7.2f} {g['ndcg_lift']:>7.2f}")  # fmt: skip
+        print(f"{group:<6} {g['users']:>6} {g['recall']:>10.4f} {g['ndcg']:>9.4f} "
+              f"{g['baseline_recall']:>10.4f} {g['baseline_ndcg']:>10.4f} {g['recall_lift']:>7.2f} "
+              f"{g['ndcg_lift']:>7.2f}")  # fmt: skip
     return 0
 
 
