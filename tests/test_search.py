@@ -163,15 +163,23 @@ def test_bm25_mode_ranks_like_the_text_index_among_eligible(rec, bundle):
 
 def test_mixed_script_query_finds_the_matching_items(rec, bundle):
     titles = np.asarray(bundle.items.titles)
+    shopper = Shopper(region="CN-ZJ")
+    eligible = _eligible(rec, shopper, Filters())
     for query, words in [
         ("连衣裙 floral dress", ("连衣裙", "floral")),
         ("ＮＩＫＥ 跑步鞋", ("Nike", "跑步鞋")),
+        ("法式 dress", ("法式", "dress")),
     ]:
-        got = _search(rec, query, Shopper(region="CN-ZJ"), explain=True)
+        exact = eligible & np.array([all(w in t for w in words) for t in titles])  # brute force
+        assert exact.sum() >= 1
+        got = _search(rec, query, shopper, mode="fused", explain=True)
         assert len(got.rows) == 10
-        top = titles[got.rows[:5]]
-        assert all(all(w in t for w in words) for t in top), top
-        assert all(r.startswith("found by bm25") for r in got.reasons[:5]), got.reasons
+        head = min(3, int(exact.sum()))
+        assert exact[got.rows[:head]].all(), titles[got.rows[:head]]
+        assert all(r.startswith("found by bm25") for r in got.reasons[:head]), got.reasons
+        # Personalised: the shopper may reorder them, but they stay on the first page.
+        mine = _search(rec, query, shopper)
+        assert exact[mine.rows].sum() >= min(5, int(exact.sum())), titles[mine.rows]
 
 
 def test_reasons_name_the_source(rec):

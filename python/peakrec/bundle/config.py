@@ -26,7 +26,7 @@ build-only sections of ``build.toml`` (campaigns, cold start, index, fallback).
     k1 = 1.2
     b = 0.75
     [search]
-    text_weight = 0.8
+    text_weight = 0.9
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "search": {
         # Relevance of a search result = text_weight * fused text score (RRF, scaled to [0, 1])
         # + (1 - text_weight) * the shopper's dot product with the item (personalisation).
-        "text_weight": 0.8,
+        "text_weight": 0.9,
         "rrf_k": 60.0,  # reciprocal rank fusion constant
         "bm25_weight": 1.0,  # RRF weight of the BM25 list
-        "vector_weight": 1.0,  # RRF weight of the vector-recall list
+        "vector_weight": 0.3,  # RRF weight of the vector-recall list (below BM25: measured)
         "candidates_factor": 2.0,  # candidates per source per item up to the page's end
         "max_per_brand": 0,  # diversity caps of search pages (0 = none: a brand query wants the brand)
         "max_per_category": 0,

@@ -27,10 +27,10 @@ MODES = ("bm25", "vector", "fused", "personalised")
 class SearchConfig:
     """Search weights, from the bundle's ``config.json`` ``"search"`` object."""
 
-    text_weight: float = 0.8  # relevance = w * fused text score + (1 - w) * shopper . item
+    text_weight: float = 0.9  # relevance = w * fused text score + (1 - w) * shopper . item
     rrf_k: float = 60.0
     bm25_weight: float = 1.0
-    vector_weight: float = 1.0
+    vector_weight: float = 0.3  # below BM25: lexical matches are the precise ones (eval search)
     candidates_factor: float = 2.0  # candidates per source per item up to the page's end
     min_candidates: int = 100  # at least this many per source, so personalisation has room
     max_per_brand: int = 0  # 0 = no cap
