@@ -10,7 +10,10 @@ import numpy as np
 import peakrec
 import pytest
 from conftest import demo_inputs
+from hypothesis import given
+from hypothesis import strategies as st
 from peakrec.bundle import build as build_module
+from peakrec.bundle import load as load_module
 from peakrec.bundle.coldstart import mean_pooling_matrix, user_features
 from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import expand_regions
@@ -239,3 +242,15 @@ def test_config_overrides_from_build_toml(demo_dir, tmp_path):
     assert cfg["ranking"]["new_item_boost"] == 0.4 and cfg["ranking"]["max_per_brand"] == 2
     assert cfg["ranking"]["lifecycle_weights"]["loyalty"]["relevance"] == 0.6
     assert cfg["ranking"]["new_item_window_days"] == 14
+
+
+_ID = st.text(st.characters(blacklist_characters="\x00"), max_size=6)  # numpy <U drops trailing NULs
+
+
+@given(st.lists(_ID.filter(bool), max_size=30, unique=True), st.lists(_ID, max_size=10))
+def test_id_lookup_matches_a_dict(ids, queries):
+    arr = np.asarray(ids, dtype=str)
+    order = np.argsort(arr, kind="stable")
+    got = load_module._lookup(arr[order], order, queries)
+    expected = [{i: r for r, i in enumerate(ids)}.get(q, -1) for q in queries]
+    assert got.tolist() == expected

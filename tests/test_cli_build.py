@@ -265,3 +265,8 @@ def test_unknown_purchases_are_dropped_and_counted(tmp_path, capsys):
     bundles = tmp_path / "bundles"
     manifest = json.loads((bundles / (bundles / "CURRENT").read_text().strip() / "manifest.json").read_text())
     assert manifest["counts"]["purchases_unknown_item"] == 1
+
+
+def test_catalogue_without_users_builds_with_item_queries(tmp_path, capsys):
+    assert _build(tmp_path, [_item(i) for i in range(5)], []) == 0
+    assert "recall@5 1.0000 on 5 items queries" in capsys.readouterr().out

@@ -1,11 +1,15 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peakrec import errors
-from peakrec.bundle import Bundle, build_bundle, load_bundle
+from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
+
+if TYPE_CHECKING:
+    from peakrec.bundle.build import build_bundle
+    from peakrec.service.client import Client, ItemUpdate
 
 __all__ = [
     "Bundle",
@@ -21,7 +25,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The gRPC client pulls in grpcio; import it only when asked for.
+    # build_bundle pulls in scipy and tqdm, the client grpcio: serving workers import neither.
+    if name == "build_bundle":
+        from peakrec.bundle.build import build_bundle
+
+        return build_bundle
     if name in ("Client", "ItemUpdate"):
         from peakrec.service import client
 

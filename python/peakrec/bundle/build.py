@@ -73,7 +73,8 @@ def build_bundle(
     cfg, settings = load_settings(config)
     if index_factory:
         settings["index"]["factory"] = index_factory
-    bar = _bars(progress)
+    steps: dict[str, float] = {}
+    bar = _bars(progress, steps)
 
     with bar("read items", unit="item") as p:
         item_table = read_items(items, item_vectors, progress=p)
@@ -81,9 +82,12 @@ def build_bundle(
     with bar("read users", unit="user") as p:
         user_table = read_users(users, user_vectors, dimension=dim, progress=p)
 
-    vocab = _vocab(item_table, user_table, settings["campaigns"], cfg["ranking"]["campaign_boost"])
-    columns = _item_columns(item_table, vocab)
-    user_columns, dropped = _user_columns(user_table, vocab, columns["ids_sorted"], columns["ids_order"])
+    with bar("encode columns", total=2, unit="table") as p:
+        vocab = _vocab(item_table, user_table, settings["campaigns"], cfg["ranking"]["campaign_boost"])
+        columns = _item_columns(item_table, vocab)
+        p.update(1)
+        user_columns, dropped = _user_columns(user_table, vocab, columns["ids_sorted"], columns["ids_order"])
+        p.update(1)
 
     factory = settings["index"]["factory"] or choose_factory(len(item_table), settings["index"])
     index = _build_index(item_table.vectors, factory, settings["index"], bar)
@@ -114,9 +118,11 @@ def build_bundle(
             settings["coldstart"]["alpha"],
         )
         p.update(1)
-    fallback = region_popular(
-        columns["regions"], columns["popularity"], columns["stock"], settings["fallback"]["per_region"]
-    )
+    with bar("region fallback", total=1, unit="step") as p:
+        fallback = region_popular(
+            columns["regions"], columns["popularity"], columns["stock"], settings["fallback"]["per_region"]
+        )
+        p.update(1)
 
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(out)
@@ -153,10 +159,13 @@ def build_bundle(
             write_json(tmp / "vocab.json", vocab)
             p.update(1)
         files = {}
+        hashing = time.monotonic()
         for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
             files[file.relative_to(tmp).as_posix()] = sha256_file(file)
+            fsync_path(file)  # ours are synced already; this covers files the text builder wrote
         for d in sorted({p for p in tmp.rglob("*") if p.is_dir()} | {tmp}, reverse=True):
             fsync_path(d)
+        steps["checksum"] = round(time.monotonic() - hashing, 2)
         digest = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in files.items()).encode()).hexdigest()
         now = datetime.now(timezone.utc)
         version = f"{now:%Y%m%dT%H%M%SZ}-{digest[:6]}"
@@ -193,7 +202,11 @@ def build_bundle(
             "inputs": _inputs(
                 items=items, users=users, item_vectors=item_vectors, user_vectors=user_vectors, config=config
             ),
-            "build": {"seconds": round(time.monotonic() - started, 1), "faiss": faiss.__version__},
+            "build": {
+                "seconds": round(time.monotonic() - started, 1),
+                "steps_seconds": steps,
+                "faiss": faiss.__version__,
+            },
             "files": files,
         }
         write_json(tmp / MANIFEST, manifest)
@@ -512,10 +525,14 @@ def _remove_stale_tmp(out: Path) -> None:
             continue
 
 
-def _bars(enabled: bool) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+def _bars(enabled: bool, seconds: dict[str, float]) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """A progress bar per step that also records the step's wall time into ``seconds``."""
+
     @contextlib.contextmanager
     def bar(desc: str, **kw: Any) -> Iterator[Any]:
+        started = time.monotonic()
         with tqdm(desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, **kw) as p:
             yield p
+        seconds[desc] = round(time.monotonic() - started, 2)
 
     return bar

@@ -7,7 +7,6 @@ from every item's document tokens to its embedding. Both are row-aligned with ``
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -44,9 +43,6 @@ def write_search_files(
         max_iter=int(settings["max_iter"]),
     )
     write_npy(directory / TOKEN_TABLE, table)
-    for file in directory.iterdir():  # TextIndex.save does not fsync; the bundle must be durable
-        with open(file, "rb") as f:
-            os.fsync(f.fileno())
     return {
         "analyzer": ANALYZER,
         "k1": index.k1,

@@ -3,14 +3,15 @@
 Latent-factor model (all vectors float32, dimension ``d``):
 
 * every leaf category, brand and attribute has a latent vector; an item's embedding is
-  ``normalize(category + 0.45 brand + 0.35 attribute + 0.3 noise)``;
+  ``normalize(category + 0.45 brand + 0.35 attribute + 0.2 noise)``;
 * every value of a user feature (region, segment, age band, gender, city tier, device, lifecycle)
   has an effect vector that mixes a few category vectors; a user's taste is
-  ``normalize(0.75 normalize(mean of their feature effects) + 0.65 normalize(personal taste))``,
-  so context features predict a good part of the taste (what the cold-start table learns);
+  ``normalize(0.75 normalize(centred sum of their feature effects) + 0.65 personal)``, the personal
+  part being a few categories plus a favourite brand and attribute, so context features predict a
+  good part of the taste (what the cold-start table learns);
 * purchases, past and held out, are drawn from the taste: a category by softmax of its affinity,
-  then the best of a few popularity-sampled items of that category (Gumbel-max), so held-out
-  purchases are predictable from the user vector.
+  then a softmax draw (Gumbel-max) over 64 items of that category by affinity and popularity, so
+  held-out purchases are predictable from the user vector.
 
 Same ``seed`` → the same bytes in every file. Files: ``items.jsonl``, ``users.jsonl`` (or Parquet),
 ``item_vectors.npy``, ``user_vectors.npy`` (zero rows for cold users), ``heldout.jsonl``,
@@ -559,7 +560,7 @@ def _items(rng: np.random.Generator, latent: _Latent, n: int) -> dict[str, Any]:
     attr = rng.integers(0, 4, size=n)
     noise = _normalize(rng.standard_normal((n, latent.d)))
     vectors = _normalize(
-        latent.category[leaf] + 0.45 * latent.brand[brand] + 0.35 * latent.attribute[leaf, attr] + 0.3 * noise
+        latent.category[leaf] + 0.45 * latent.brand[brand] + 0.35 * latent.attribute[leaf, attr] + 0.2 * noise
     )
     premium = np.array([br[2] for br in latent.brands])[brand]
     base = np.array([c[4] for c in CATEGORIES])[leaf]
@@ -682,8 +683,20 @@ def _users(rng: np.random.Generator, latent: _Latent, m: int, cold_share: float)
         effect[rows] += 1.5 * latent.effect(f"segment={s}")
     personal_mix = rng.dirichlet(np.full(len(CATEGORIES), 0.1), size=m)
     n_real = len(BRANDS)
-    fav_brand = rng.integers(0, len(latent.brands), size=m)
-    personal = _normalize(personal_mix @ latent.category + 0.5 * latent.brand[fav_brand])
+    # A favourite brand and attribute within the user's main category: taste inside a category.
+    main_leaf = np.argmax(personal_mix, axis=1)
+    fav_brand = np.empty(m, dtype=np.int64)
+    for c in range(len(CATEGORIES)):
+        rows = np.flatnonzero(main_leaf == c)
+        group = latent.groups[latent.leaf_group[c]]
+        cand = np.array([b for b, br in enumerate(latent.brands) if group in br[1]])
+        fav_brand[rows] = rng.choice(cand, size=len(rows))
+    fav_attr = rng.integers(0, 4, size=m)
+    personal = _normalize(
+        personal_mix @ latent.category
+        + 0.6 * latent.brand[fav_brand]
+        + 0.4 * latent.attribute[main_leaf, fav_attr]
+    )
     # Brand memberships follow taste: the member-programme brand the user likes best.
     has_programme = np.array([br[3] for br in BRANDS])
     affinity = personal @ latent.brand[:n_real].T
@@ -696,6 +709,7 @@ def _users(rng: np.random.Generator, latent: _Latent, m: int, cold_share: float)
             b = [br[0] for br in latent.brands].index(who["memberships"][0])
             leaf = latent.leaf_zh.index(who["taste"])
             personal[i] = _normalize(latent.category[leaf] + 0.8 * latent.brand[b])
+    effect -= effect.mean(axis=0)  # what sets users apart, not what all share
     taste = _normalize(0.75 * _normalize(effect) + 0.65 * personal)
     user_id = [who["user_id"] for who in named] + [f"u{i:07d}" for i in range(len(named), m)]
     return {
@@ -765,25 +779,30 @@ def _purchases(
     n_hist = np.minimum(1 + rng.poisson(4, m), 10)
     n_hist[users["cold"]] = 0
     draws = 10 + n_heldout
-    leaf, pop = items["leaf"], items["popularity"].astype(np.float64) + 1.0
+    # Candidates are drawn uniformly within the chosen category; popularity then weighs in the pick
+    # like sampling by sqrt(popularity) would, and taste (affinity) decides among them.
+    leaf = items["leaf"]
+    log_pop = (0.5 * np.log1p(items["popularity"].astype(np.float64))).astype(np.float32)
     order = np.argsort(leaf, kind="stable")
-    cum = np.cumsum(pop[order])
     bounds = np.searchsorted(leaf[order], np.arange(len(CATEGORIES) + 1))
-    start = np.concatenate([[0.0], cum])[bounds[:-1]]
-    total = np.concatenate([[0.0], cum])[bounds[1:]] - start
-    present = total > 0
-    q = 24
+    start, count = bounds[:-1], np.diff(bounds)
+    present = count > 0
+    q = 64
     picks = np.empty((m, draws), dtype=np.int64)
     vec = items["vectors"]
-    for lo in range(0, m, 2000):
-        u = users["vectors"][lo : lo + 2000].astype(np.float64)
+    for lo in range(0, m, 1000):
+        u = users["vectors"][lo : lo + 1000]
         k = len(u)
-        cat_score = 8.0 * (u @ latent.category.T)
+        cat_score = 8.0 * (u.astype(np.float64) @ latent.category.T)
         cat_score[:, ~present] = -np.inf
         chosen = np.argmax(cat_score[:, None, :] + rng.gumbel(size=(k, draws, len(CATEGORIES))), axis=2)
-        target = start[chosen][..., None] + rng.random((k, draws, q)) * total[chosen][..., None]
-        cand = order[np.minimum(np.searchsorted(cum, target, side="right"), len(order) - 1)]
-        score = 12.0 * np.einsum("kd,ktqd->ktq", u, vec[cand], optimize=True) + rng.gumbel(size=cand.shape)
+        offset = (rng.random((k, draws, q), dtype=np.float32) * count[chosen][..., None]).astype(np.int64)
+        cand = order[start[chosen][..., None] + np.minimum(offset, count[chosen][..., None] - 1)]
+        affinity = np.einsum("kd,ktqd->ktq", u, vec[cand], optimize=True)
+        noise = -np.log(
+            -np.log(rng.random(cand.shape, dtype=np.float32) + np.float32(1e-12)) + np.float32(1e-12)
+        )
+        score = 40.0 * affinity + log_pop[cand] + noise  # Gumbel-max: a softmax draw
         picks[lo : lo + k] = np.take_along_axis(cand, np.argmax(score, axis=2)[..., None], axis=2)[..., 0]
     heldout = picks[:, -n_heldout:]
     history = [list(dict.fromkeys(picks[i, : n_hist[i]].tolist())) for i in range(m)]

@@ -173,6 +173,11 @@ def _missing(rec: dict[str, Any], name: str, where: str) -> Any:
 
 
 def _string(rec: dict[str, Any], name: str, where: str) -> str:
+    value = rec.get(name)
+    if type(value) is str:  # fast path for the common, valid case
+        stripped = value.strip()
+        if stripped:
+            return stripped
     value = _missing(rec, name, where)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInputError(f'{where}: field "{name}" must be a string, got {type(value).__name__}')
@@ -183,6 +188,9 @@ def _string(rec: dict[str, Any], name: str, where: str) -> str:
 
 
 def _number(rec: dict[str, Any], name: str, where: str, *, required: bool) -> float:
+    value = rec.get(name)
+    if (type(value) is float or type(value) is int) and 0 <= value < math.inf:  # fast path
+        return float(value)
     value = _missing(rec, name, where) if required else rec.get(name, 0.0)
     if value is None:
         value = 0.0
@@ -221,6 +229,10 @@ def _strings(rec: dict[str, Any], name: str, where: str) -> list[str]:
     value = rec.get(name)
     if value is None:
         return []
+    if type(value) is list and all(
+        type(v) is str and v and not v[0].isspace() and not v[-1].isspace() for v in value
+    ):
+        return value  # fast path: already clean strings
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         raise InvalidInputError(f'{where}: field "{name}" must be a list of strings, got {value!r}')
     out = []
