@@ -40,8 +40,9 @@ cat = _core.Catalog(
     np.zeros(n, np.uint64),
     np.zeros(n, np.float32),
 )
-config = RetrievalConfig(ef_search=128)
-queries = bundle.users.vectors[:20]
+ef = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+config = RetrievalConfig(ef_search=ef)
+queries = bundle.users.vectors[np.flatnonzero(bundle.users.has_vector)[:20]]  # no zero vectors
 rng = np.random.default_rng(0)
 print("selectivity strategy recall@100 median_ms")
 for sel in [1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]:
@@ -53,6 +54,8 @@ for sel in [1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]:
         if strategy == "exact" and len(eligible) > 300_000:
             continue
         if strategy == "ann" and sel < 0.01:
+            continue
+        if strategy == "exact" and len(eligible) > 300_000:
             continue
         times, recalls = [], []
         for q, tr in zip(queries, truth, strict=True):

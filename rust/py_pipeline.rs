@@ -295,7 +295,7 @@ impl Catalog {
     #[pyo3(signature = (rules, rows, relevance, sources, *, page, page_size, now, relevance_weight=1.0,
                         popularity_weight=0.0, new_boost=0.0, new_window=0, new_slots=0, campaign_boost=None,
                         member_boost=0.0, considered_boost=0.0, max_per_brand=0, max_per_category=0,
-                        member_brands=None, considered_categories=None))]
+                        member_brands=None, considered_categories=None, pool_per_page=0.0, limited_sources=0))]
     #[allow(clippy::too_many_arguments)]
     fn rank<'py>(
         &self,
@@ -319,6 +319,8 @@ impl Catalog {
         max_per_category: usize,
         member_brands: Option<PyReadonlyArray1<'py, u8>>,
         considered_categories: Option<PyReadonlyArray1<'py, u8>>,
+        pool_per_page: f32,
+        limited_sources: u32,
     ) -> PyResult<RankOutput<'py>> {
         let cb = self.borrow(py);
         let mut boosts = [0f32; 64];
@@ -346,6 +348,8 @@ impl Catalog {
             now,
             page,
             page_size,
+            pool_per_page,
+            limited_sources,
         };
         let rb = rules.map(|r| RulesBorrow::new(py, r));
         let e = match (&rb, rules) {

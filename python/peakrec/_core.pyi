@@ -92,6 +92,8 @@ class Catalog:
         max_per_category: int = 0,
         member_brands: npt.NDArray[np.uint8] | None = None,
         considered_categories: npt.NDArray[np.uint8] | None = None,
+        pool_per_page: float = 0.0,
+        limited_sources: int = 0,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint32], int]: ...
 
 def bitset_rows(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]: ...

@@ -7,6 +7,7 @@ import json
 
 import faiss
 
+from peakrec.errors import InvalidInputError
 from peakrec.evaluation.storefront import evaluate_storefront, read_heldout
 
 
@@ -23,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--heldout", required=True, help="heldout.jsonl: {user_id, next_purchases} per line")
     s.add_argument("-k", type=int, default=20, help="page size and cut-off (default 20)")
     s.add_argument("--limit", type=int, help="evaluate only the first N users")
+    s.add_argument(
+        "--ranking",
+        metavar="JSON",
+        help="override ranking weights of the bundle config, e.g. '{\"candidates_factor\": 10}'",
+    )
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=run_storefront)
@@ -46,7 +52,14 @@ def run_storefront(args: argparse.Namespace) -> int:
     from peakrec.pipeline.recommender import Recommender
 
     faiss.omp_set_num_threads(1)  # as a serving worker runs
-    recommender = Recommender(load_bundle(args.bundle))
+    bundle = load_bundle(args.bundle)
+    if args.ranking:
+        try:
+            overrides = json.loads(args.ranking)
+        except json.JSONDecodeError as err:
+            raise InvalidInputError(f"--ranking: not JSON ({err})") from None
+        bundle.config = {**bundle.config, "ranking": {**bundle.config.get("ranking", {}), **overrides}}
+    recommender = Recommender(bundle)
     heldout = read_heldout(args.heldout)[: args.limit]
     result = evaluate_storefront(recommender, heldout, k=args.k, progress=not args.quiet)
     summary = result.summary()
@@ -61,8 +74,8 @@ def run_storefront(args: argparse.Namespace) -> int:
     for group in ("all", "warm", "cold"):
         g = summary[group]
         print(f"{group:<6} {g['users']:>6} {g['recall']:>10.4f} {g['ndcg']:>9.4f} "
-              f"{g['baseline_recall']:>10.4f} {g['baseline_ndcg']:>10.4f} {g['recall_lift']:>7.2f} "
-              f"{g['ndcg_lift']:>7.2f}")  # fmt: skip
+              f"{g['baseline_recall']:>10.4f} {g['baseline_ndcg']:>10.4f} "
+              f"{g['recall_lift']:>7.2f} {g['ndcg_lift']:>7.2f}")  # fmt: skip
     return 0
 
 

@@ -41,6 +41,7 @@ class RankingConfig:
     max_per_category: int = 5
     candidates_factor: float = 1.25  # candidates retrieved per item up to the page's end
     new_candidates: int = 1024  # most recent new items considered per request
+    new_candidates_top: int = 128  # ... of which the most relevant become candidates
     popular_candidates: int = 100  # region-popular items added as candidates (awareness, cold)
     min_retrieval_seconds: float = 0.0005  # less budget left than this: answer with the fallback
 

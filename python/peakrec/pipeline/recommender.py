@@ -288,7 +288,8 @@ class Recommender:
         if len(rows) == 0:
             return rows, np.empty(0, np.float32)
         rows = rows[self.catalog.check_rows(rules, rows).view(bool)]
-        return exact_search(self.vectors, rows, query, max(4 * page_end, 64))
+        # A fixed count (not one that grows with the page) keeps every page's pool the same.
+        return exact_search(self.vectors, rows, query, self.config.new_candidates_top)
 
     def _popular_rows(self, region: int) -> np.ndarray:
         rows = np.asarray(self.region_popular[region], dtype=np.int64)
@@ -301,6 +302,8 @@ class Recommender:
             page=page.page,
             page_size=page.page_size,
             now=now,
+            pool_per_page=page.page_size * cfg.candidates_factor,
+            limited_sources=SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT,
             relevance_weight=stage["relevance"] if storefront else 1.0,
             popularity_weight=popularity,
             max_per_brand=cfg.max_per_brand,

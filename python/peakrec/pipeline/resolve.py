@@ -48,11 +48,13 @@ class ShopperResolver:
         self.brand_index = {name: i for i, name in enumerate(bundle.vocab["brands"])}
         self.segment_index = {name: i for i, name in enumerate(bundle.vocab.get("segments", []))}
         self.lifecycle_names = list(bundle.vocab.get("lifecycle", LIFECYCLE))
+        # A dict over the few hundred region codes: cheaper per request than a numpy look-up.
+        self.region_codes = {code: i for i, code in enumerate(bundle.vocab["regions"])}
 
     def region_of(self, shopper: Shopper, user_row: int) -> int:
         code = shopper.region or shopper.context.get("region", "")
         if code:
-            region = self.bundle.region_index(code)
+            region = self.region_codes.get(code, -1)
             if region < 0:
                 raise InvalidInputError(f"shopper.region: unknown region code {code!r}")
             return region
@@ -94,7 +96,7 @@ class ShopperResolver:
             region=region,
             lifecycle=lifecycle,
             segments=segments,
-            member_brands=np.unique(np.asarray(members, dtype=np.int64)),
+            member_brands=np.unique(np.asarray(members, dtype=np.int64)) if members else _NO_ROWS,
             recent_rows=recent,
             purchased_rows=purchased,
         )

@@ -2,8 +2,8 @@
 
 Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
 
-* ``ann``: most items eligible. Plain ANN search, oversampled by ``1 / fraction``, whose results
-  are checked row by row (Rust); deepened until enough eligible candidates are found.
+* ``ann``: most items eligible. Plain ANN search whose results are checked row by row (Rust);
+  deepened by ``1 / share`` (the share observed among its results) until enough are eligible.
 * ``bitmap``: a middling share eligible. FAISS search restricted by an ``IDSelectorBitmap`` over the
   eligibility bitset, with a search breadth scaled up by ``1 / fraction`` so recall holds.
 * ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul).
@@ -32,12 +32,13 @@ class RetrievalConfig:
 
     ann_min_fraction: float = 0.1  # estimated eligible share at or above which ``ann`` is used
     exact_max_rows: int = 30_000  # eligible count at or below which ``exact`` is used
-    sample_rows: int = 2048  # rows checked to estimate the eligible share
-    oversample: float = 1.5  # ANN depth = need / fraction * oversample
+    first_margin: float = 1.25  # the first ANN search asks for need * first_margin
+    oversample: float = 1.5  # a deepened ANN search asks for need / observed share * oversample
     max_ann_depth: int = 4096  # deeper than this, switch to the bitset strategies
     ef_search: int = 128  # HNSW breadth of an unfiltered search (manifest search_params)
     nprobe: int = 16  # IVF lists probed by an unfiltered search (manifest search_params)
-    bitmap_breadth_exponent: float = 0.5  # bitmap breadth = base / fraction ** exponent
+    bitmap_breadth_exponent: float = 0.5  # IVF bitmap search: nprobe = base / fraction ** exponent
+    ann_breadth: float = 1.0  # HNSW efSearch (IVF nprobe floor) = max(ef_search, depth * ann_breadth)
 
     @classmethod
     def from_config(cls, config: dict, search_params: dict | None = None) -> RetrievalConfig:
@@ -69,8 +70,24 @@ class Retrieved:
     partial: bool = False  # the deadline stopped a deepening before the candidates were complete
 
 
+_PARAMS: dict[tuple, object] = {}
+
+
 def _params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel=None):
-    """SearchParameters of the right kind for ``index`` with a breadth of at least ``breadth``."""
+    """SearchParameters of the right kind for ``index`` with a breadth of at least ``breadth``.
+    Those without a selector are cached: building one through SWIG costs ~15 us."""
+    if sel is None:
+        key = (id(index), breadth, config.ef_search, config.nprobe)
+        cached = _PARAMS.get(key)
+        if cached is None:
+            if len(_PARAMS) > 4096:
+                _PARAMS.clear()
+            cached = _PARAMS[key] = _make_params(index, breadth, config, None)
+        return cached
+    return _make_params(index, breadth, config, sel)
+
+
+def _make_params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel):
     kind = _index_kind(index)
     if kind == "hnsw":
         return faiss.SearchParametersHNSW(sel=sel, efSearch=max(config.ef_search, breadth))
@@ -79,10 +96,13 @@ def _params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel=None)
     return faiss.SearchParameters(sel=sel) if sel is not None else None
 
 
+_KINDS: dict[int, tuple[faiss.Index, str]] = {}
+
+
 def _index_kind(index: faiss.Index) -> str:
-    cached = getattr(index, "_peakrec_kind", None)
-    if cached is not None:
-        return cached
+    cached = _KINDS.get(id(index))
+    if cached is not None and cached[0] is index:
+        return cached[1]
     real = faiss.downcast_index(index)
     if isinstance(real, faiss.IndexHNSW):
         kind = "hnsw"
@@ -90,10 +110,7 @@ def _index_kind(index: faiss.Index) -> str:
         kind = "ivf"
     else:
         kind = "flat"
-    try:
-        index._peakrec_kind = kind
-    except AttributeError:  # pragma: no cover - SWIG objects accept attributes
-        pass
+    _KINDS[id(index)] = (index, kind)  # holds the index: the id is not reused while cached
     return kind
 
 
@@ -143,18 +160,16 @@ def retrieve(
     """
     n = len(catalog)
     need = max(1, min(need, n))
-    strategy = force
-    fraction = 1.0
-    if strategy is None or strategy == "ann":
-        fraction = catalog.sample_fraction(rules, config.sample_rows)
-        if strategy is None and fraction >= config.ann_min_fraction:
-            strategy = "ann"
-    if strategy == "ann":
-        got = _ann(index, catalog, rules, query, need, fraction, config, deadline, force == "ann")
+    if force in (None, "ann"):
+        # ANN first, at the page's own depth: when most items are eligible this one search (as
+        # cheap as an unfiltered one) fills the page, and its results tell the eligible share
+        # around the query, which sets how deep to go or whether to switch strategy.
+        got = _ann(index, catalog, rules, query, need, config, deadline, forced=force == "ann")
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
-    if strategy is None or strategy == "ann":
+    strategy = force if force in ("bitmap", "exact") else None
+    if strategy is None:
         strategy = "exact" if count <= config.exact_max_rows else "bitmap"
     if strategy == "bitmap" and count > 0:
         got = _bitmap(index, words, count, n, query, need, config)
@@ -165,33 +180,41 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def _ann(index, catalog, rules, query, need, fraction, config, deadline, forced) -> Retrieved | None:
+def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrieved | None:
     n = len(catalog)
-    # Oversample only when some items are ineligible: at 100% the plain search is already enough.
-    margin = config.oversample if fraction < 1.0 else 1.0
-    depth = min(n, max(need, math.ceil(need * margin / max(fraction, 1e-6))))
+    # A little over the need costs nothing while within HNSW's efSearch, and spares a second
+    # search when a few of the nearest items are ineligible.
+    depth = min(n, max(need, math.ceil(need * config.first_margin)))
     max_depth = n if forced else config.max_ann_depth
     while True:
-        if depth > max_depth:
-            return None  # too few eligible for ANN: the bitset strategies take over
-        rows, scores = search(index, query, depth, _params(index, depth, config))
+        breadth = math.ceil(depth * config.ann_breadth)
+        rows, scores = search(index, query, depth, _params(index, breadth, config))
         ok = catalog.check_rows(rules, rows).view(bool)
         found = int(ok.sum())
+        seen = found / max(len(rows), 1)  # eligible share among the nearest items
         partial = deadline is not None and time.monotonic() > deadline
         if found >= need or depth >= n or len(rows) < depth or partial:
-            est = round(fraction * n)
+            est = round(seen * n)
             return Retrieved(rows[ok], scores[ok], "ann", est, count_estimated=True, partial=partial)
-        # Deepen by the share actually observed among these results.
-        seen = max(found, 1) / max(len(rows), 1)
-        depth = min(n, max(depth * 2, math.ceil(need * config.oversample / seen)))
+        if not forced and seen < config.ann_min_fraction:
+            return None  # few eligible near the query: the bitset strategies take over
+        # Deepen by the share actually observed, with a margin.
+        depth = min(n, max(depth * 2, math.ceil(need * config.oversample / max(seen, 1e-6))))
+        if depth > max_depth:
+            return None
 
 
 def _bitmap(index, words, count, n, query, need, config) -> Retrieved:
     fraction = count / n
     selector, _bitmap_bytes = bitmap_selector(words, n)
-    breadth = math.ceil(max(config.ef_search, need) / fraction**config.bitmap_breadth_exponent)
     kind = _index_kind(index)
-    if kind == "ivf":
-        breadth = math.ceil(config.nprobe / fraction**config.bitmap_breadth_exponent)
+    if kind == "hnsw":
+        # HNSW walks its graph through ineligible nodes and loses recall as the share falls
+        # (0.63 at 1% in docs/retrieval.md); its flat storage scanned under the bitmap is exact
+        # and reads vectors in row order, faster than gathering the eligible rows.
+        storage = faiss.downcast_index(faiss.downcast_index(index).storage)
+        rows, scores = search(storage, query, need, faiss.SearchParameters(sel=selector))
+        return Retrieved(rows, scores, "bitmap", count)
+    breadth = math.ceil(config.nprobe / fraction**config.bitmap_breadth_exponent)
     rows, scores = search(index, query, need, _params(index, breadth, config, sel=selector))
     return Retrieved(rows, scores, "bitmap", count)

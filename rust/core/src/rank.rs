@@ -6,7 +6,6 @@
 
 use crate::eligibility::Eligibility;
 use crate::error::{invalid, Result};
-use std::collections::HashMap;
 
 /// Reason bits above the 8 source bits the caller passes in.
 pub const REASON_NEW: u32 = 1 << 8;
@@ -49,6 +48,12 @@ pub struct RankParams {
     pub now: i64,
     pub page: usize,
     pub page_size: usize,
+    /// Page `j` may only use the first `ceil((j + 1) * pool_per_page)` candidates by relevance
+    /// among those found only by `limited_sources`: the pool page `j` was served from when it was
+    /// requested itself, so re-deriving earlier pages from a deeper pool gives what was shown and
+    /// pages stay disjoint. 0 = one pool for every page.
+    pub pool_per_page: f32,
+    pub limited_sources: u32,
 }
 
 /// One page: rows, scores and reason bits, in display order.
@@ -61,6 +66,7 @@ pub struct RankedPage {
     pub pool: usize,
 }
 
+#[derive(Clone, Copy)]
 struct Scored {
     row: i64,
     score: f32,
@@ -68,6 +74,8 @@ struct Scored {
     brand: i32,
     category: i32,
     new: bool,
+    /// Relevance rank among pool-limited candidates (0 for candidates in every pool).
+    rel_rank: u32,
 }
 
 #[inline]
@@ -120,38 +128,46 @@ pub fn rank(
         return Err(invalid("page_size must be at least 1"));
     }
 
-    // Merge duplicates (a row found by two sources): best relevance, both sources.
-    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| rows[i as usize]);
+    // Merge duplicates (a row found by two sources): best relevance, both sources. An
+    // open-addressing table of pool positions, as sorting the candidates would cost more.
     let mut pool: Vec<Scored> = Vec::with_capacity(rows.len());
-    for &i in &order {
-        let (row, rel, src) = (
-            rows[i as usize],
-            relevance[i as usize],
-            sources[i as usize] as u32,
-        );
+    let size = (rows.len() * 2).next_power_of_two().max(16);
+    let mut table = vec![u32::MAX; size];
+    for ((&row, &rel), &src) in rows.iter().zip(relevance).zip(sources) {
         if row < 0 || row as usize >= n {
             continue;
         }
-        match pool.last_mut() {
-            Some(last) if last.row == row => {
-                last.reasons |= src;
-                last.score = last.score.max(rel);
+        let mut h = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 7;
+        loop {
+            h &= size - 1;
+            let at = table[h];
+            if at == u32::MAX {
+                table[h] = pool.len() as u32;
+                pool.push(Scored {
+                    row,
+                    score: rel,
+                    reasons: src as u32,
+                    brand: 0,
+                    category: 0,
+                    new: false,
+                    rel_rank: 0,
+                });
+                break;
             }
-            _ => pool.push(Scored {
-                row,
-                score: rel,
-                reasons: src,
-                brand: 0,
-                category: 0,
-                new: false,
-            }),
+            let last = &mut pool[at as usize];
+            if last.row == row {
+                last.reasons |= src as u32;
+                last.score = last.score.max(rel);
+                break;
+            }
+            h += 1;
         }
     }
     if let Some(e) = eligible {
         pool.retain(|s| e.contains(s.row));
     }
 
+    let relevance_of: Vec<f32> = pool.iter().map(|s| s.score).collect();
     for s in pool.iter_mut() {
         let r = s.row as usize;
         let brand = cols.brand[r];
@@ -199,43 +215,162 @@ pub fn rank(
             brand,
             category,
             new,
+            rel_rank: 0,
         };
     }
-    pool.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
-    let pool_size = pool.len();
-
-    let mut taken = vec![false; pool.len()];
-    let mut page_items: Vec<(usize, u32)> = Vec::new();
-    for _ in 0..=params.page {
-        page_items = fill_page(&pool, &mut taken, params);
-        if page_items.is_empty() {
-            break;
+    if params.pool_per_page > 0.0 {
+        // Ranked among every candidate the limited sources found (so the ranks match those of a
+        // request that searched less deep), exempt when another source found it too.
+        let limited: Vec<usize> = (0..pool.len())
+            .filter(|&i| pool[i].reasons & params.limited_sources != 0)
+            .collect();
+        {
+            let mut by_rel: Vec<(u64, u32)> = limited
+                .iter()
+                .map(|&i| {
+                    (
+                        ((!ordered_bits(relevance_of[i])) as u64) << 32 | pool[i].row as u64,
+                        i as u32,
+                    )
+                })
+                .collect();
+            by_rel.sort_unstable();
+            for (rank, &(_, i)) in by_rel.iter().enumerate() {
+                let exempt = pool[i as usize].reasons & 0xff & !params.limited_sources != 0;
+                pool[i as usize].rel_rank = if exempt { 0 } else { rank as u32 };
+            }
         }
     }
-    page_items.sort_unstable_by(|a, b| {
-        pool[a.0]
-            .score
-            .total_cmp(&pool[b.0].score)
-            .reverse()
-            .then(a.0.cmp(&b.0))
+    let pool_size = pool.len();
+    // Pages are filled from the best few; order only a prefix unless the caps reach past it.
+    let page_end = (params.page + 1).saturating_mul(params.page_size);
+    let mut prefix = pool_size.min(page_end.saturating_mul(2).saturating_add(64));
+    let (n_brands, n_categories) = pool.iter().fold((0usize, 0usize), |(b, c), s| {
+        (
+            b.max(s.brand.max(-1).wrapping_add(1) as usize),
+            c.max(s.category.max(-1).wrapping_add(1) as usize),
+        )
     });
-    Ok(RankedPage {
-        rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
-        scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
-        reasons: page_items
+    let mut counts = Counts {
+        brands: vec![0; n_brands + 1],
+        categories: vec![0; n_categories + 1],
+    };
+    // Sort keys: descending score, then ascending row, in one integer.
+    let mut keys: Vec<(u64, u32)> = pool
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                ((!ordered_bits(s.score)) as u64) << 32 | s.row as u64,
+                i as u32,
+            )
+        })
+        .collect();
+    loop {
+        if prefix < pool_size {
+            keys.select_nth_unstable(prefix);
+        }
+        keys[..prefix].sort_unstable();
+        let sorted: Vec<Scored> = keys[..prefix]
             .iter()
-            .map(|&(i, extra)| pool[i].reasons | extra)
-            .collect(),
-        pool: pool_size,
-    })
+            .map(|&(_, i)| pool[i as usize])
+            .collect();
+        let pool = &sorted;
+        let mut taken = vec![false; prefix];
+        let mut page_items: Vec<(usize, u32)> = Vec::new();
+        let mut complete = true;
+        for page in 0..=params.page {
+            let limit = if params.pool_per_page > 0.0 {
+                ((page + 1) as f64 * params.pool_per_page as f64).ceil() as u32
+            } else {
+                u32::MAX
+            };
+            let (items, ok) = fill_page(
+                pool,
+                &mut taken,
+                params,
+                &mut counts,
+                prefix == pool_size,
+                limit,
+            );
+            page_items = items;
+            complete &= ok;
+            if page_items.is_empty() || !complete {
+                break;
+            }
+        }
+        if !complete {
+            prefix = pool_size; // the caps or reserved slots needed items past the prefix
+            continue;
+        }
+        page_items.sort_unstable_by(|a, b| better(&pool[a.0], &pool[b.0]));
+        return Ok(RankedPage {
+            rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
+            scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
+            reasons: page_items
+                .iter()
+                .map(|&(i, extra)| pool[i].reasons | extra)
+                .collect(),
+            pool: pool_size,
+        });
+    }
+}
+
+/// Best first: higher score, then lower row (a total order, so results are deterministic).
+fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
+}
+
+/// `f32` bits whose unsigned order is the float order (as `total_cmp`).
+#[inline]
+fn ordered_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// Items per brand and per category on the page being filled (index + 1; 0 = negative index).
+struct Counts {
+    brands: Vec<u32>,
+    categories: Vec<u32>,
+}
+
+#[inline]
+fn slot(index: i32) -> usize {
+    if index < 0 {
+        0
+    } else {
+        index as usize + 1
+    }
 }
 
 /// Picks the next page from the untaken part of `pool` (sorted best first) and marks picks taken.
-/// Returns indices into `pool` with the reason bits only the page fill knows.
-fn fill_page(pool: &[Scored], taken: &mut [bool], params: &RankParams) -> Vec<(usize, u32)> {
+/// Returns indices into `pool` with the reason bits only the page fill knows, and whether the
+/// choice is final: `false` when a pass ran off the end of a `pool` that is only a prefix.
+fn fill_page(
+    pool: &[Scored],
+    taken: &mut [bool],
+    params: &RankParams,
+    counts: &mut Counts,
+    whole: bool,
+    limit: u32,
+) -> (Vec<(usize, u32)>, bool) {
     let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
-    let mut brands: HashMap<i32, usize> = HashMap::new();
-    let mut categories: HashMap<i32, usize> = HashMap::new();
+    counts.brands.iter_mut().for_each(|c| *c = 0);
+    counts.categories.iter_mut().for_each(|c| *c = 0);
+    let max_brand = if params.max_per_brand == 0 {
+        u32::MAX
+    } else {
+        params.max_per_brand as u32
+    };
+    let max_category = if params.max_per_category == 0 {
+        u32::MAX
+    } else {
+        params.max_per_category as u32
+    };
     // Pass 0: reserved slots for new items; 1: everything under the caps; 2: caps relaxed, only
     // when the pool holds too few brands or categories to fill the page otherwise.
     for pass in 0..3 {
@@ -244,28 +379,34 @@ fn fill_page(pool: &[Scored], taken: &mut [bool], params: &RankParams) -> Vec<(u
         } else {
             params.page_size
         };
+        if picked.len() >= want {
+            continue;
+        }
+        if pass == 2 && !whole {
+            return (picked, false);
+        }
         let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
         for (i, s) in pool.iter().enumerate() {
-            if picked.len() >= want {
-                break;
-            }
-            if taken[i] || (pass == 0 && !s.new) {
+            if taken[i] || (pass == 0 && !s.new) || s.rel_rank >= limit {
                 continue;
             }
-            let brand_count = brands.get(&s.brand).copied().unwrap_or(0);
-            let category_count = categories.get(&s.category).copied().unwrap_or(0);
-            let fits = (params.max_per_brand == 0 || brand_count < params.max_per_brand)
-                && (params.max_per_category == 0 || category_count < params.max_per_category);
-            if pass < 2 && !fits {
+            let (b, c) = (slot(s.brand), slot(s.category));
+            if pass < 2 && (counts.brands[b] >= max_brand || counts.categories[c] >= max_category) {
                 continue;
             }
             taken[i] = true;
             picked.push((i, extra));
-            brands.insert(s.brand, brand_count + 1);
-            categories.insert(s.category, category_count + 1);
+            counts.brands[b] += 1;
+            counts.categories[c] += 1;
+            if picked.len() >= want {
+                break;
+            }
+        }
+        if picked.len() < want && !whole {
+            return (picked, false);
         }
     }
-    picked
+    (picked, true)
 }
 
 #[cfg(test)]
@@ -305,6 +446,8 @@ mod tests {
             now: 1000,
             page,
             page_size,
+            pool_per_page: 0.0,
+            limited_sources: 0,
         }
     }
 
@@ -386,5 +529,66 @@ mod tests {
         assert_ne!(page.reasons[0] & REASON_CAMPAIGN, 0);
         assert_ne!(page.reasons[1] & REASON_RESERVED, 0);
         assert_ne!(page.reasons[1] & REASON_NEW, 0);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p peakrec-core timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn time_rank_1000_candidates() {
+        let n = 200_000usize;
+        let mut x = 12345u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let brand: Vec<i32> = (0..n).map(|_| (next() % 200) as i32).collect();
+        let category: Vec<i32> = (0..n).map(|_| (next() % 60) as i32).collect();
+        let launch = vec![0i64; n];
+        let campaigns = vec![0u64; n];
+        let pop = vec![0.5f32; n];
+        let cols = RankColumns {
+            brand: &brand,
+            category: &category,
+            launch_ts: &launch,
+            campaigns: &campaigns,
+            popularity: &pop,
+        };
+        let rows: Vec<i64> = (0..1000).map(|_| (next() % n as u64) as i64).collect();
+        let rel: Vec<f32> = (0..1000).map(|_| (next() % 1000) as f32 / 1000.0).collect();
+        let src = vec![1u8; 1000];
+        let params = RankParams {
+            relevance: 1.0,
+            popularity: 0.0,
+            new_boost: 0.0,
+            new_window: 0,
+            new_slots: 0,
+            campaign_boost: [0.0; 64],
+            member_boost: 0.0,
+            considered_boost: 0.0,
+            max_per_brand: 5,
+            max_per_category: 0,
+            now: 0,
+            page: 0,
+            page_size: 100,
+            pool_per_page: 0.0,
+            limited_sources: 0,
+        };
+        for _ in 0..100 {
+            rank(&cols, &params, None, None, None, &rows, &rel, &src).unwrap();
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            std::hint::black_box(
+                rank(&cols, &params, None, None, None, &rows, &rel, &src).unwrap(),
+            );
+        }
+        eprintln!("rank: {:?} per call", t.elapsed() / 10_000);
     }
 }
