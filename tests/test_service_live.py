@@ -174,3 +174,21 @@ def test_a_dead_worker_is_restarted(tmp_path: Path):
         for attempt in range(8):
             stub = pb_grpc.RecommenderStub(channel(server.target, **{"peakrec.test.attempt": 100 + attempt}))
             assert stub.Storefront(storefront(), timeout=5).item_ids
+
+
+def test_reload_that_not_every_worker_finishes_in_time_is_unavailable(tmp_path: Path):
+    bundles = tmp_path / "bundles"
+    for version in ("v1", "v2", "v3", "v4"):
+        write_bundle(bundles, version, current=version == "v1")
+    with Server(bundles, workers=2, engine="fake_engine") as server:
+        codes = []
+        for version in ("v2", "v3", "v4"):  # the other worker notices CURRENT within 250 ms, not 1 ms
+            request = pb.ReloadIndexRequest(version=version, wait_seconds=0.001)
+            try:
+                server.admin().ReloadIndex(request, timeout=10)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as err:
+                codes.append(err.code())
+                assert "not every worker serves" in err.details()
+                break
+        assert codes[-1] == grpc.StatusCode.UNAVAILABLE

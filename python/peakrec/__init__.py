@@ -1,15 +1,11 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from peakrec import errors
 from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
-
-if TYPE_CHECKING:
-    from peakrec.bundle.build import build_bundle
-    from peakrec.service.client import Client, ItemUpdate
 
 __all__ = [
     "Bundle",
@@ -25,13 +21,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # build_bundle pulls in scipy and tqdm, the client grpcio: serving workers import neither.
-    if name == "build_bundle":
-        from peakrec.bundle.build import build_bundle
-
-        return build_bundle
+    # Imported only when asked for: the gRPC client pulls in grpcio, build_bundle scipy and tqdm
+    # (serving workers never import it).
     if name in ("Client", "ItemUpdate"):
         from peakrec.service import client
 
         return getattr(client, name)
+    if name == "build_bundle":
+        from peakrec.bundle.build import build_bundle
+
+        return build_bundle
     raise AttributeError(f"module 'peakrec' has no attribute {name!r}")

@@ -81,6 +81,8 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="peakrec-rpc"),
         interceptors=[interceptors.ServiceInterceptor(opts.max_inflight)],
         options=_options(),
+        # backstop for bursts far beyond admission: grpc refuses them before they queue for a thread
+        maximum_concurrent_rpcs=4 * opts.max_inflight + 64,
     )
     pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(worker), public)
     public_health = _health(public, RECOMMENDER)
