@@ -1,11 +1,15 @@
 """peakrec: a recommendation serving core for festival peaks."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peakrec import errors
 from peakrec.bundle.load import Bundle, load_bundle
 from peakrec.features import FeatureHasher
 from peakrec.pipeline.recommender import Recommender
+
+if TYPE_CHECKING:
+    from peakrec.bundle.build import build_bundle
+    from peakrec.service.client import Client, ItemUpdate
 
 __all__ = [
     "Bundle",
