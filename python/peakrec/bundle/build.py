@@ -425,8 +425,9 @@ def _user_columns(
     pos = np.minimum(pos, len(item_ids_sorted) - 1)
     known = item_ids_sorted[pos] == p_ids if len(p_ids) else np.zeros(0, bool)
     rows = item_ids_order[pos].astype(np.int32)
-    kept = np.add.reduceat(known.astype(np.int64), p_indptr[:-1]) if len(p_ids) else np.zeros(m, np.int64)
-    kept[np.diff(p_indptr) == 0] = 0  # reduceat repeats the next value for empty rows
+    # Known purchases per user (bincount: reduceat fails when the last users have no purchases).
+    owner = np.repeat(np.arange(m), np.diff(p_indptr))
+    kept = np.bincount(owner, weights=known, minlength=m).astype(np.int64)
     p_indptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(kept, out=p_indptr[1:])
     hashed = [
