@@ -31,8 +31,9 @@ class SearchConfig:
     rrf_k: float = 60.0
     bm25_weight: float = 1.0
     vector_weight: float = 0.3  # below BM25: lexical matches are the precise ones (eval search)
-    candidates_factor: float = 2.0  # candidates per source per item up to the page's end
-    min_candidates: int = 100  # at least this many per source, so personalisation has room
+    candidates_factor: float = 2.0  # BM25 candidates per item up to the page's end
+    min_candidates: int = 100  # at least this many BM25 candidates, so personalisation has room
+    vector_candidates_factor: float = 1.25  # as Storefront's: deeper ANN costs nprobe/efSearch
     max_per_brand: int = 0  # 0 = no cap
     max_per_category: int = 0
 
@@ -83,7 +84,7 @@ class TextRecall:
     def bm25(self, query: str, rules, need: int) -> tuple[np.ndarray, bool]:
         """Eligible BM25 matches, best first (int64): at least ``need`` when that many exist.
         Also whether any query token is in the vocabulary."""
-        top = max(need, 16)
+        top = 2 * need  # most requests: one search (the eligible share is rarely below half)
         while True:
             rows, _ = self.text_index.search(query, top)
             if len(rows) == 0:
@@ -105,6 +106,7 @@ class TextRecall:
     def recall(self, query: str, rules, page_end: int, mode: str, deadline: float | None) -> Recalled:
         cfg = self.config
         need = max(cfg.min_candidates, math.ceil(page_end * cfg.candidates_factor))
+        vector_need = max(page_end, math.ceil(page_end * cfg.vector_candidates_factor))
         lists, weights = [], []
         bm25_rows = np.empty(0, np.int64)
         known = True
@@ -115,7 +117,7 @@ class TextRecall:
         vector_rows = np.empty(0, np.int64)
         eligible_count, partial = None, False
         if mode != "bm25":
-            got = self.vector(query, rules, need, deadline)
+            got = self.vector(query, rules, vector_need, deadline)
             if got is not None:
                 vector_rows = got.rows
                 eligible_count, partial = got.eligible_count, got.partial
