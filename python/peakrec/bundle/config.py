@@ -81,7 +81,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "bm25_weight": 1.0,  # RRF weight of the BM25 list
         "vector_weight": 0.3,  # RRF weight of the vector-recall list (below BM25: measured)
         "candidates_factor": 2.0,  # BM25 candidates per item up to the page's end (at least 100)
-        "vector_candidates_factor": 1.25,  # vector-recall candidates, as Storefront's
+        "vector_candidates_factor": 1.25,  # vector-recall candidates, as Storefront's (at least 40)
         "max_per_brand": 0,  # diversity caps of search pages (0 = none: a brand query wants the brand)
         "max_per_category": 0,
     },

@@ -34,6 +34,7 @@ class SearchConfig:
     candidates_factor: float = 2.0  # BM25 candidates per item up to the page's end
     min_candidates: int = 100  # at least this many BM25 candidates, so personalisation has room
     vector_candidates_factor: float = 1.25  # as Storefront's: deeper ANN costs nprobe/efSearch
+    min_vector_candidates: int = 40  # fixed depth for the first pages: page k of n = rows k*n.. of one
     max_per_brand: int = 0  # 0 = no cap
     max_per_category: int = 0
 
@@ -106,7 +107,9 @@ class TextRecall:
     def recall(self, query: str, rules, page_end: int, mode: str, deadline: float | None) -> Recalled:
         cfg = self.config
         need = max(cfg.min_candidates, math.ceil(page_end * cfg.candidates_factor))
-        vector_need = max(page_end, math.ceil(page_end * cfg.vector_candidates_factor))
+        # Depths do not depend on the page for the first pages (up to 32 and 50 items), so paging
+        # through them splits one ranking exactly.
+        vector_need = max(cfg.min_vector_candidates, math.ceil(page_end * cfg.vector_candidates_factor))
         lists, weights = [], []
         bm25_rows = np.empty(0, np.int64)
         known = True
