@@ -16,7 +16,9 @@ from peakrec.cli import main as cli_main
 from peakrec.errors import BundleError, InvalidInputError
 from peakrec.evaluation.search import mrr_ndcg
 from peakrec.pipeline import reference
+from peakrec.pipeline.search import fuse
 from peakrec.pipeline.types import Filters, Page, SearchRequest, Shopper
+from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.text import analyze, analyze_documents
 
 NOW = 1_762_000_000  # inside the demo catalogue's launch dates
@@ -244,3 +246,17 @@ def test_eval_search_bad_queries_file(built: Path, tmp_path: Path, capsys):
     bad.write_text('{"query": "dress", "targets": "i1"}\n')
     assert cli_main(["eval", "search", str(built), "--queries", str(bad), "--quiet"]) == 2
     assert 'q.jsonl line 1: "targets"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fuse_equals_reciprocal_rank_fusion(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.choice(500, rng.integers(0, 80), replace=False)
+    b = np.concatenate([a[: rng.integers(0, len(a) + 1)], rng.choice(500, 30, replace=False)])
+    b = b[np.sort(np.unique(b, return_index=True)[1])]  # distinct, order kept
+    rows, scores, found_in = fuse([a, b], [1.0, 0.3], 60.0)
+    want_rows, want_scores = reciprocal_rank_fusion([a, b], k=60.0, weights=[1.0, 0.3])
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+    np.testing.assert_array_equal((found_in & 1) != 0, np.isin(rows, a))
+    np.testing.assert_array_equal((found_in & 2) != 0, np.isin(rows, b))

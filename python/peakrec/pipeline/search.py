@@ -3,7 +3,9 @@
 Both sources only ever return items the request's rules allow: BM25 results are checked in Rust
 (``Catalog.check_rows``) and deepened until enough eligible matches are found or the matches run
 out; vector recall goes through the same filter-aware ``retrieve`` as Storefront. The fused list
-then goes through the same ranking engine as Storefront (see ``Recommender.search``).
+then goes through the same ranking engine as Storefront (see ``Recommender.search``). Fusion is
+``peakrec.retrieval.fusion.reciprocal_rank_fusion``'s, specialised to lists of distinct rows so one
+sort also gives which source found each row.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from peakrec.errors import BundleError
-from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.search import RetrievalConfig, retrieve
 from peakrec.retrieval.text import query_vector
 
@@ -68,6 +69,31 @@ class Recalled:
     partial: bool = False
 
 
+def fuse(
+    lists: list[np.ndarray], weights: list[float], k: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``reciprocal_rank_fusion`` for lists of distinct rows (what both sources return), in one
+    sort, plus ``found_in`` uint8 per row: bit i set when list i holds the row.
+
+    Returns ``(rows int64[m], scores float64[m], found_in uint8[m])``, score descending then row.
+    """
+    if not lists or sum(len(x) for x in lists) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8)
+    rows = np.concatenate(lists).astype(np.int64, copy=False)
+    contrib = np.concatenate(
+        [w / (k + np.arange(1, len(x) + 1, dtype=np.float64)) for x, w in zip(lists, weights, strict=True)]
+    )
+    bits = np.concatenate([np.full(len(x), 1 << i, np.uint8) for i, x in enumerate(lists)])
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    unique = rows[starts]
+    scores = np.add.reduceat(contrib[order], starts)
+    found_in = np.bitwise_or.reduceat(bits[order], starts)
+    best = np.lexsort((unique, -scores))
+    return unique[best], scores[best], found_in[best]
+
+
 class TextRecall:
     """The two search sources over one bundle; built once per bundle."""
 
@@ -110,32 +136,32 @@ class TextRecall:
         # Depths do not depend on the page for the first pages (up to 32 and 50 items), so paging
         # through them splits one ranking exactly.
         vector_need = max(cfg.min_vector_candidates, math.ceil(page_end * cfg.vector_candidates_factor))
-        lists, weights = [], []
-        bm25_rows = np.empty(0, np.int64)
+        lists, weights, sources = [], [], []
         known = True
         if mode != "vector":
             bm25_rows, known = self.bm25(query, rules, need)
             lists.append(bm25_rows)
             weights.append(cfg.bm25_weight)
-        vector_rows = np.empty(0, np.int64)
+            sources.append("bm25")
         eligible_count, partial = None, False
         if mode != "bm25":
             got = self.vector(query, rules, vector_need, deadline)
             if got is not None:
-                vector_rows = got.rows
                 eligible_count, partial = got.eligible_count, got.partial
-                lists.append(vector_rows)
+                lists.append(got.rows)
                 weights.append(cfg.vector_weight)
-        if mode == "vector":
-            known = len(vector_rows) > 0 or eligible_count is not None
-        rows, scores = reciprocal_rank_fusion(lists, k=cfg.rrf_k, weights=weights)
+                sources.append("vector")
+            if mode == "vector":
+                known = got is not None
+        rows, scores, found_in = fuse(lists, weights, cfg.rrf_k)
         best = sum(weights) / (cfg.rrf_k + 1)  # first in every list
         text = (scores / best if best > 0 else scores).astype(np.float32)
+        bit = {name: 1 << i for i, name in enumerate(sources)}
         return Recalled(
             rows=rows,
             text=text,
-            in_bm25=np.isin(rows, bm25_rows),
-            in_vector=np.isin(rows, vector_rows),
+            in_bm25=(found_in & bit.get("bm25", 0)) != 0,
+            in_vector=(found_in & bit.get("vector", 0)) != 0,
             known_tokens=known,
             eligible_count=eligible_count,
             partial=partial,
