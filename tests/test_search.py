@@ -17,6 +17,7 @@ from peakrec.errors import BundleError, InvalidInputError
 from peakrec.evaluation.search import mrr_ndcg
 from peakrec.pipeline import reference
 from peakrec.pipeline.search import fuse
+from peakrec.pipeline.synthetic import synthetic_bundle
 from peakrec.pipeline.types import Filters, Page, SearchRequest, Shopper
 from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.text import analyze, analyze_documents
@@ -260,3 +261,15 @@ def test_fuse_equals_reciprocal_rank_fusion(seed):
     np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
     np.testing.assert_array_equal((found_in & 1) != 0, np.isin(rows, a))
     np.testing.assert_array_equal((found_in & 2) != 0, np.isin(rows, b))
+
+
+def test_bundle_without_text_index_refuses_search_by_name():
+    plain = peakrec.Recommender(synthetic_bundle(n_items=500, n_users=10, dim=8, seed=1))  # no text/
+    request = SearchRequest(query="dress", shopper=Shopper(user_id="nobody", region="CN"))
+    with pytest.raises(BundleError, match="text index"):
+        plain.search(request)
+
+
+def test_unknown_mode_is_refused(rec):
+    with pytest.raises(InvalidInputError, match="mode"):
+        _search(rec, "dress", mode="magic")
