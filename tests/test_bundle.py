@@ -172,7 +172,7 @@ def test_recall_in_manifest_matches_numpy_oracle(demo_dir, tmp_path):
     xq = warm[sample]
     scores = xq.astype(np.float64) @ np.asarray(b.items.vectors, np.float64).T
     exact = np.argsort(-scores, axis=1, kind="stable")[:, : recall["k"]]
-    faiss.extract_index_ivf(b.index).nprobe = nprobe
+    assert faiss.extract_index_ivf(b.index).nprobe == nprobe  # stored in index.faiss
     _, approx = b.index.search(np.ascontiguousarray(xq), recall["k"])
     oracle = np.mean(
         [len(set(a) & set(e)) / recall["k"] for a, e in zip(approx.tolist(), exact.tolist(), strict=True)]

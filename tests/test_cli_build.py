@@ -205,6 +205,18 @@ BAD_ITEMS = {
     ),
     "empty catalogue": ([], "items.jsonl: no items (empty catalogue)"),
     "not an object": (["[1, 2]"], "items.jsonl line 1: expected a JSON object"),
+    "bad date": (
+        [_item(1, launch_date="11/11/2026")],
+        "items.jsonl line 1: field \"launch_date\" must be an ISO date or unix seconds, got '11/11/2026'",
+    ),
+    "presale backwards": (
+        [_item(1, presale_start="2026-11-11", presale_end="2026-11-01")],
+        'items.jsonl line 1: field "presale_end" must be after "presale_start"',
+    ),
+    "nan price": (
+        [_item(1, price=float("nan"))],
+        'items.jsonl line 1: field "price" must be finite, got nan',
+    ),
 }
 
 

@@ -19,33 +19,6 @@ from peakrec.errors import InvalidInputError
 
 LIFECYCLE = ("awareness", "interest", "purchase", "loyalty")
 REGION_SET = frozenset(REGION_CODES)
-ITEM_FIELDS = (
-    "item_id",
-    "title",
-    "brand",
-    "category",
-    "price",
-    "stock",
-    "regions",
-    "launch_date",
-    "presale_start",
-    "presale_end",
-    "member_only",
-    "campaigns",
-    "tags",
-    "popularity",
-    "embedding",
-)
-USER_FIELDS = (
-    "user_id",
-    "region",
-    "segments",
-    "lifecycle",
-    "memberships",
-    "purchased",
-    "features",
-    "embedding",
-)
 
 
 @dataclass
