@@ -31,7 +31,7 @@ class RetrievalConfig:
     """Thresholds and breadths of retrieval; from the bundle's ``config.json`` ``[retrieval]``."""
 
     ann_min_fraction: float = 0.05  # eligible share near the query at or above which ``ann`` is kept
-    exact_max_rows: int = 5_000  # eligible count at or below which ``exact`` is used
+    exact_max_rows: int = 30_000  # eligible count at or below which ``exact`` is used
     first_margin: float = 1.25  # the first ANN search asks for need * first_margin
     oversample: float = 1.5  # a deepened ANN search asks for need / observed share * oversample
     max_ann_depth: int = 4096  # deeper than this, switch to the bitset strategies
