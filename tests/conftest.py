@@ -1,5 +1,5 @@
-"""Shared fixtures: a 2,000-item demo catalogue generated once per session (bundle tests) and
-synthetic bundles (request-path tests)."""
+"""Shared fixtures: a 2,000-item demo catalogue generated once per session (bundle tests), and
+synthetic bundle-shaped catalogues (request-path tests)."""
 
 from __future__ import annotations
 

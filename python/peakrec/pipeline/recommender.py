@@ -31,6 +31,7 @@ from peakrec.retrieval.text import check_query
 from peakrec.state import ItemState
 
 MAX_PAGE_SIZE = 1000
+_NO_ROWS = np.empty(0, np.int64)
 DAY = 86_400
 
 # Source bits (the low 8 reason bits): which retrieval source found an item.
@@ -243,6 +244,7 @@ class Recommender:
         popularity = self.config.stage(resolved.lifecycle)["popularity"] if similar_to is None else 0.0
         if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
             pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
+            pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
             rows.append(pop_rows)
             rel.append(
                 self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
@@ -252,12 +254,13 @@ class Recommender:
         stages["retrieve"] = t2 - t1
 
         kwargs = self._rank_kwargs(resolved, page, now, new_window, new_slots, popularity, similar_to is None)
+        if len(rows) == 1:
+            rows, rel, src = rows[0], rel[0], src[0]
+        else:
+            rows, rel, src = np.concatenate(rows), np.concatenate(rel), np.concatenate(src)
+        # Every source above passed the eligibility check already: no second check here.
         out = self.catalog.rank(
-            rules,  # also re-checks popular candidates; ANN candidates were checked already
-            np.concatenate(rows).astype(np.int64, copy=False),
-            np.concatenate(rel).astype(np.float32, copy=False),
-            np.concatenate(src),
-            **kwargs,
+            None, rows.astype(np.int64, copy=False), rel.astype(np.float32, copy=False), src, **kwargs
         )
         stages["rank"] = time.monotonic() - t2
         rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial)
@@ -269,6 +272,8 @@ class Recommender:
     def _excluded(
         self, shopper: Shopper, resolved: Resolved, similar_to: int | None
     ) -> tuple[np.ndarray, int]:
+        if not len(resolved.purchased_rows) and not shopper.exclude_items and similar_to is None:
+            return _NO_ROWS, 0
         parts = [resolved.purchased_rows]
         unknown = 0
         if shopper.exclude_items:

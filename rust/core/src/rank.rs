@@ -514,6 +514,23 @@ mod tests {
     }
 
     #[test]
+    fn a_deeper_pool_re_derives_earlier_pages_as_they_were_served() {
+        let mut c = cols(40);
+        c.pop = (0..40).map(|i| if i >= 20 { 1.0 } else { 0.0 }).collect();
+        let rows: Vec<i64> = (0..40).collect();
+        let rel: Vec<f32> = (0..40).map(|i| 40.0 - i as f32).collect();
+        let mut p = params(0, 5);
+        p.popularity = 30.0; // deep, popular candidates would jump onto page 0 of a deeper pool
+        p.pool_per_page = 10.0;
+        p.limited_sources = 1;
+        let served = run(&c, &p, &rows[..10], &rel[..10]); // page 0 as requested alone
+        p.page = 1;
+        let second = run(&c, &p, &rows, &rel); // page 1 from a pool four times as deep
+        assert!(served.rows.iter().all(|r| !second.rows.contains(r)));
+        assert!(served.rows.iter().chain(&second.rows).all(|&r| r < 20));
+    }
+
+    #[test]
     fn new_items_get_reserved_slots_and_boosts_apply() {
         let mut c = cols(10);
         c.launch[9] = 990; // new: launched 10 s before now
