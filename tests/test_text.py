@@ -327,6 +327,25 @@ def test_verify_finds_postings_out_of_order(index, tmp_path):
         TextIndex.load(tmp_path / "text", verify=True)
 
 
+def test_verify_finds_a_doc_row_that_is_not_a_permutation(index, tmp_path):
+    index.save(tmp_path / "text")
+    doc_row = np.array(index.arrays["doc_row"])
+    doc_row[0] = doc_row[1]
+    np.save(tmp_path / "text" / "doc_row.npy", doc_row)
+    with pytest.raises(BundleError, match="doc_row"):
+        TextIndex.load(tmp_path / "text", verify=True)
+
+
+def test_concurrent_searches_from_threads_agree(index):
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["连衣裙 red dress", "ＮＩＫＥ 跑鞋", "夏", "brand:nike", "dress"] * 40
+    expected = [index.search(q, 5)[0].tolist() for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: index.search(q, 5)[0].tolist(), queries))
+    assert got == expected
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
