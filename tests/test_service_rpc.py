@@ -219,3 +219,19 @@ def test_an_engine_bug_is_internal_without_a_traceback(server: Server):
     code, details = code_of(lambda: server.stub().Storefront(request, timeout=5))
     assert code == grpc.StatusCode.INTERNAL and details == "internal error: RuntimeError (logged)"
     assert "a bug in the engine" in server.log.read_text()  # the traceback stays in the server log
+
+
+def test_a_second_server_on_a_taken_port_is_refused(server: Server):
+    cmd = [
+        sys.executable,
+        "-m",
+        "peakrec.cli",
+        "serve",
+        "--bundles",
+        str(server.bundles),
+        "--host",
+        "127.0.0.1",
+    ]
+    cmd += ["--port", str(server.port), "--admin-port", str(server.admin_port + 1000), "--workers", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and f"--port {server.port}" in done.stderr

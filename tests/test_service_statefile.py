@@ -102,3 +102,9 @@ def test_append_after_a_writer_died_mid_line_repairs_the_tail(bundles: Path, tmp
     statefile.prepare(state_dir)
     fresh = SharedItemState(state_dir, load_bundle(bundles / "v1")).state
     assert fresh.stock[1] == 3 and fresh.stock[2] == 4
+
+
+def test_works_without_prepare(bundles: Path, tmp_path: Path):
+    (tmp_path / "fresh").mkdir()
+    items = SharedItemState(tmp_path / "fresh", load_bundle(bundles / "v1"))
+    assert items.apply([ItemUpdate("I1", stock=1)]) == 1 and items.journal_seq == 1

@@ -137,6 +137,10 @@ class SharedItemState:
         self.n = len(bundle.items.stock)
         path = _state_path(self.state_dir, bundle.version)
         with _locked(self.state_dir):
+            if not (self.state_dir / "seq").exists():  # used without `prepare` (a library caller)
+                _write_seq_file(
+                    self.state_dir, max((s for s, _, _ in _read_journal(self.state_dir)), default=0)
+                )
             if not path.exists():
                 self._create(path)
             with open(path, "r+b") as f:  # the mapping keeps its own descriptor

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +44,22 @@ class SupervisorOptions:
 
 class ServeError(PeakrecError):
     """The server could not start."""
+
+
+def _check_port_free(flag: str, host: str, port: int) -> None:
+    """Workers bind with SO_REUSEPORT, which would silently share a port with another server of the
+    same user (a forgotten `peakrec serve`): a plain bind first makes that an error."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # TIME_WAIT of a restart is fine, a listener is not
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as err:
+            raise ServeError(
+                f"{flag} {port}: cannot bind {host}:{port} ({err.strerror}); another server?"
+            ) from None
 
 
 def default_state_dir(bundles: Path) -> Path:
@@ -106,6 +123,11 @@ class Supervisor:
     def start(self) -> None:
         """Prepares the state directory, starts the workers and waits until all of them serve."""
         read_current(self.opts.bundles)  # a missing CURRENT is named here, not in N worker logs
+        for flag, host, port in (
+            ("--port", self.opts.host, self.opts.port),
+            ("--admin-port", self.opts.admin_host, self.opts.admin_port),
+        ):
+            _check_port_free(flag, host, port)
         statefile.prepare(self.state_dir)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.metrics_dir.mkdir(parents=True)
