@@ -59,8 +59,9 @@ def server_pids(server: Server) -> list[int]:
     return [server.proc.pid] + [int(c) for c in children]
 
 
-def run_load(server: Server, requests: list[pb.StorefrontRequest], seconds: float) -> dict[str, float]:
-    """Keeps IN_FLIGHT calls outstanding for ``seconds`` (after a 1 s warm-up); returns the figures."""
+def run_load(server: Server, requests: list, seconds: float, method: str = "Storefront") -> dict[str, float]:
+    """Keeps IN_FLIGHT ``method`` calls outstanding for ``seconds`` (after a 1 s warm-up); returns
+    the figures."""
     stubs = [pb_grpc.RecommenderStub(channel(server.target, **{"peakrec.bench": i})) for i in range(8)]
     lock = threading.Lock()
     latencies: list[float] = []
@@ -76,7 +77,7 @@ def run_load(server: Server, requests: list[pb.StorefrontRequest], seconds: floa
             state["outstanding"] += 1
         request = requests[i % len(requests)]
         started = time.perf_counter()
-        future = stubs[i % len(stubs)].Storefront.future(request, timeout=10)
+        future = getattr(stubs[i % len(stubs)], method).future(request, timeout=10)
 
         def finished(f) -> None:
             elapsed = time.perf_counter() - started

@@ -247,3 +247,8 @@ def test_supplied_vector_is_used(recommender, bundle):
 
 def test_recommender_is_exported():
     assert peakrec.Recommender is not None
+
+
+def test_user_look_up_matches_the_bundle(recommender, bundle):
+    for user_id in ["U000000", "U000499", "U000250", "U0000001", "nobody", "", "U00049"]:
+        assert recommender.resolver.user_row(user_id) == bundle.user_row(user_id)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from peakrec import _core
-from peakrec.pipeline.synthetic import NOW
+from peakrec.pipeline.synthetic import NOW, synthetic_bundle
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
 from peakrec.state import ItemState
 
@@ -100,3 +100,25 @@ def test_exact_search_orders_best_first_with_row_ties():
     rows, scores = exact_search(vectors, np.array([0, 1, 2, 3]), np.ones((1, 1), np.float32), 3)
     assert rows.tolist() == [1, 2, 0]
     assert scores.tolist() == [2.0, 2.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def ivf_bundle():
+    return synthetic_bundle(n_items=20_000, n_users=100, dim=32, seed=5, index_factory="IVF64,Flat")
+
+
+@pytest.mark.parametrize("selectivity", [0.001, 0.05, 0.3, 1.0])
+def test_filtered_recall_under_ivf(ivf_bundle, selectivity):
+    catalog = _catalog_everywhere(ivf_bundle)
+    state, rules = _rules(ivf_bundle, selectivity, seed=2)
+    eligible = np.flatnonzero(state.available)
+    vectors = ivf_bundle.items.vectors
+    config = RetrievalConfig(nprobe=32, exact_max_rows=500)  # the unfiltered recall of this index is ~0.97
+    recalls = []
+    for q in _queries(ivf_bundle, 10):
+        q = q[None].copy()
+        truth = exact_search(vectors, eligible, q, 100)[0]
+        got = retrieve(ivf_bundle.index, vectors, catalog, rules, q, 100, config)
+        assert np.isin(got.rows, eligible).all()
+        recalls.append(len(np.intersect1d(truth, got.rows[:100])) / len(truth))
+    assert np.mean(recalls) >= 0.95, f"recall {np.mean(recalls):.3f} at selectivity {selectivity}"

@@ -1,7 +1,8 @@
 """`make demo`: the whole path as a user runs it, from a fresh clone, in a few minutes.
 
 generate the demo catalogue → build a bundle → start `peakrec serve` → storefront, search and similar
-pages for three shoppers → an UpdateItems sells an item out and it leaves every page → clean stop.
+pages for three shoppers, mixed-script searches → an UpdateItems sells an item out and it leaves every
+page → clean stop.
 Everything lands in ./demo (removed first). Sizes: PEAKREC_DEMO_ITEMS / PEAKREC_DEMO_USERS.
 """
 
@@ -120,6 +121,11 @@ def _queries(target: str, admin: str) -> None:
     _run("query", "storefront", *t, *_shopper_args(BRAZIL))
     _title("   A small-town shopper in Gansu, targeted by the 9.9 free-shipping campaign")
     _run("query", "storefront", *t, *_shopper_args(SMALL_TOWN))
+
+    _title("   Search: one mixed-script query for two shoppers (BM25 + vector recall, personalised)")
+    _run("query", "search", "连衣裙 floral dress", *t, *_shopper_args(SMALL_TOWN))
+    _run("query", "search", "连衣裙 floral dress", *t, *_shopper_args(BRAZIL))
+    _run("query", "search", "ｎｉｋｅ 跑步鞋 cushioned", *t, *_shopper_args(LOYAL))
 
 
 def _top_item(target: str, shopper: Shopper) -> str:

@@ -33,6 +33,7 @@ from peakrec.bundle.manifest import (
     write_json,
     write_npy,
 )
+from peakrec.bundle.search import write_search_files
 from peakrec.catalog.readers import read_items, read_users
 from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions
@@ -42,7 +43,7 @@ TMP_PREFIX = ".tmp-build-"
 MAX_CAMPAIGNS = 64
 MAX_SEGMENTS = 64
 
-# Optional search-index builder from the text module: build_text_index(titles <U[n], out_dir).
+# A stand-in for the search files (tests): text_builder(titles <U[n], out_dir).
 TextBuilder = Callable[[np.ndarray, Path], None]
 
 
@@ -135,6 +136,7 @@ def build_bundle(
         arrays["users/has_vector.npy"] = user_table.has_vector
         arrays["coldstart/table.npy"] = fit.table
         arrays["fallback/region_popular.npy"] = fallback
+        text_info: dict[str, Any] = {}
         with bar("write", total=len(arrays) + 2, unit="file") as p:
             for rel, array in arrays.items():
                 write_npy(tmp / rel, array)
@@ -142,9 +144,17 @@ def build_bundle(
             _write_index(index, tmp / "index.faiss")
             p.update(1)
             (tmp / "text").mkdir()
-            builder = text_builder if text_builder is not None else _default_text_builder()
-            if builder is not None:
-                builder(columns["titles"], tmp / "text")
+            if text_builder is not None:
+                text_builder(columns["titles"], tmp / "text")
+            else:
+                text_info = write_search_files(
+                    columns["titles"],
+                    np.asarray(vocab["brands"], dtype=str)[columns["brand"]],
+                    np.asarray(vocab["categories"], dtype=str)[columns["category"]],
+                    item_table.vectors,
+                    settings["text"],
+                    tmp / "text",
+                )
             write_json(tmp / "config.json", cfg)
             write_json(tmp / "vocab.json", vocab)
             p.update(1)
@@ -188,6 +198,7 @@ def build_bundle(
                 **fit.stats,
             },
             "fallback": {"per_region": int(fallback.shape[1])},
+            "text": text_info,
             "inputs": _inputs(
                 items=items, users=users, item_vectors=item_vectors, user_vectors=user_vectors, config=config
             ),
@@ -414,8 +425,9 @@ def _user_columns(
     pos = np.minimum(pos, len(item_ids_sorted) - 1)
     known = item_ids_sorted[pos] == p_ids if len(p_ids) else np.zeros(0, bool)
     rows = item_ids_order[pos].astype(np.int32)
-    kept = np.add.reduceat(known.astype(np.int64), p_indptr[:-1]) if len(p_ids) else np.zeros(m, np.int64)
-    kept[np.diff(p_indptr) == 0] = 0  # reduceat repeats the next value for empty rows
+    # Known purchases per user (bincount: reduceat fails when the last users have no purchases).
+    owner = np.repeat(np.arange(m), np.diff(p_indptr))
+    kept = np.bincount(owner, weights=known, minlength=m).astype(np.int64)
     p_indptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(kept, out=p_indptr[1:])
     hashed = [
@@ -491,15 +503,6 @@ def _write_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _default_text_builder() -> TextBuilder | None:
-    """The text module's index builder, once that module provides one."""
-    try:
-        from peakrec.retrieval.text import build_text_index  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return build_text_index
 
 
 def _inputs(**paths: str | Path | None) -> dict[str, Any]:

@@ -22,6 +22,11 @@ build-only sections of ``build.toml`` (campaigns, cold start, index, fallback).
     target_recall = 0.98
     [fallback]
     per_region = 500
+    [text]
+    k1 = 1.2
+    b = 0.75
+    [search]
+    text_weight = 0.9
 """
 
 from __future__ import annotations
@@ -68,6 +73,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "session_weight": 0.5,  # blend of recent items into the query vector
         "text_weight": 0.5,  # search: BM25 score vs vector score
     },
+    "search": {
+        # Relevance of a search result = text_weight * fused text score (RRF, scaled to [0, 1])
+        # + (1 - text_weight) * the shopper's dot product with the item (personalisation).
+        "text_weight": 0.9,
+        "rrf_k": 60.0,  # reciprocal rank fusion constant
+        "bm25_weight": 1.0,  # RRF weight of the BM25 list
+        "vector_weight": 0.3,  # RRF weight of the vector-recall list (below BM25: measured)
+        "candidates_factor": 2.0,  # BM25 candidates per item up to the page's end (at least 100)
+        "vector_candidates_factor": 1.25,  # vector-recall candidates, as Storefront's (at least 40)
+        "max_per_brand": 0,  # diversity caps of search pages (0 = none: a brand query wants the brand)
+        "max_per_category": 0,
+    },
 }
 
 DEFAULT_BUILD: dict[str, Any] = {
@@ -85,6 +102,8 @@ DEFAULT_BUILD: dict[str, Any] = {
         "recall_k": 100,
     },
     "fallback": {"per_region": 500},
+    # Search: BM25 parameters and the hashed-token table for vector recall (docs/search.md).
+    "text": {"k1": 1.2, "b": 0.75, "n_features": 2**16, "alpha": 1.0, "max_iter": 30},
 }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from peakrec.bundle.manifest import resolve
 from peakrec.bundle.verify import verify_bundle
 from peakrec.errors import BundleError
+from peakrec.retrieval.text import TextIndex
 
 MMAP_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 
@@ -83,6 +84,12 @@ class Bundle:
         self.coldstart_table: np.ndarray = _npy(path / "coldstart/table.npy")
         self.region_popular: np.ndarray = _npy(path / "fallback/region_popular.npy")
         self.text_dir: Path = path / "text"
+        # Search files (None in a bundle built without them): BM25 index and hashed-token table.
+        self.text_index: TextIndex | None = None
+        self.token_table: np.ndarray | None = None
+        if (self.text_dir / "text.json").exists():
+            self.text_index = TextIndex.load(self.text_dir)
+            self.token_table = _npy(self.text_dir / "token_table.npy")
         self._regions = np.asarray(self.vocab["regions"])
         self._regions_order = np.argsort(self._regions)
 

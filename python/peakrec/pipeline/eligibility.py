@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from peakrec import _core
@@ -41,9 +43,9 @@ class RuleCompiler:
         member_brands: np.ndarray,
         excluded: np.ndarray,
     ) -> _core.Rules:
-        price_min = -np.inf if filters.price_min is None else float(filters.price_min)
-        price_max = np.inf if filters.price_max is None else float(filters.price_max)
-        if np.isnan(price_min) or np.isnan(price_max):
+        price_min = -math.inf if filters.price_min is None else float(filters.price_min)
+        price_max = math.inf if filters.price_max is None else float(filters.price_max)
+        if math.isnan(price_min) or math.isnan(price_max):
             raise InvalidInputError("filters.price_min/price_max: must not be NaN")
         if price_min > price_max:
             raise InvalidInputError(f"filters.price_min {price_min} is above filters.price_max {price_max}")

@@ -13,12 +13,21 @@ import time
 import numpy as np
 
 from peakrec import _core
-from peakrec.errors import InvalidInputError, NotFoundError
+from peakrec.errors import BundleError, InvalidInputError, NotFoundError
 from peakrec.pipeline.config import RankingConfig
 from peakrec.pipeline.eligibility import RuleCompiler
 from peakrec.pipeline.resolve import Resolved, ShopperResolver
-from peakrec.pipeline.types import Page, Recommendation, Shopper, SimilarItemsRequest, StorefrontRequest
+from peakrec.pipeline.search import MODES, SearchConfig, TextRecall
+from peakrec.pipeline.types import (
+    Page,
+    Recommendation,
+    SearchRequest,
+    Shopper,
+    SimilarItemsRequest,
+    StorefrontRequest,
+)
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
+from peakrec.retrieval.text import check_query
 from peakrec.state import ItemState
 
 MAX_PAGE_SIZE = 1000
@@ -27,6 +36,7 @@ DAY = 86_400
 
 # Source bits (the low 8 reason bits): which retrieval source found an item.
 SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR, SOURCE_FALLBACK = 1, 2, 4, 8, 16, 32
+SOURCE_BM25, SOURCE_VECTOR = 64, 128  # search: the text index, the query's hashed-token vector
 _STRATEGY_SOURCE = {"ann": SOURCE_ANN, "bitmap": SOURCE_BITMAP, "exact": SOURCE_EXACT}
 _REASON_NAMES = [
     (SOURCE_ANN, "ann"),
@@ -35,6 +45,8 @@ _REASON_NAMES = [
     (SOURCE_NEW, "new-items"),
     (SOURCE_POPULAR, "region-popular"),
     (SOURCE_FALLBACK, "fallback"),
+    (SOURCE_BM25, "bm25"),
+    (SOURCE_VECTOR, "vector"),
     (_core.REASON_NEW, "new"),
     (_core.REASON_CAMPAIGN, "campaign"),
     (_core.REASON_MEMBER, "member"),
@@ -47,8 +59,8 @@ _REASON_NAMES = [
 
 def explain(bits: int) -> str:
     """Reason bits as text: ``"found by ann; boosts: campaign, new"``."""
-    found = [name for bit, name in _REASON_NAMES[:6] if bits & bit]
-    boosts = [name for bit, name in _REASON_NAMES[6:] if bits & bit]
+    found = [name for bit, name in _REASON_NAMES[:8] if bits & bit]
+    boosts = [name for bit, name in _REASON_NAMES[8:] if bits & bit]
     text = "found by " + "+".join(found or ["?"])
     return text + ("; " + ", ".join(boosts) if boosts else "")
 
@@ -109,6 +121,10 @@ class Recommender:
         self.resolver = ShopperResolver(bundle, self.config)
         self.rules = RuleCompiler(bundle)
         self.n_categories = len(bundle.vocab["categories"])
+        self.search_config = SearchConfig.from_config(config.get("search", {}))
+        self.text = None
+        if getattr(bundle, "text_index", None) is not None:
+            self.text = TextRecall(bundle, self.vectors, self.catalog, self.retrieval, self.search_config)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -122,6 +138,64 @@ class Recommender:
         if row < 0:
             raise NotFoundError(f"item_id: unknown item {request.item_id!r}")
         return self._run(request.shopper, request.filters, request.page, similar_to=row)
+
+    def search(self, request: SearchRequest, *, mode: str = "personalised") -> Recommendation:
+        """Search results for ``request.query`` (see docs/search.md): BM25 and vector recall under
+        the shopper's eligibility, fused (RRF), blended with the shopper's vector, ranked and paged
+        as Storefront. ``mode`` (evaluation): one of ``MODES``; the service uses the default."""
+        t0 = time.monotonic()
+        query = check_query(request.query)
+        page, shopper = request.page, request.shopper
+        _check_page(page)
+        if mode not in MODES:
+            raise InvalidInputError(f"mode: expected one of {MODES}, got {mode!r}")
+        if self.text is None:
+            raise BundleError(f"bundle {self.version}: built without a text index; search unavailable")
+        stages: dict[str, float] = {}
+        now = int(page.now if page.now is not None else time.time())
+        resolved = self.resolver.resolve(shopper, shopper.vector)
+        excluded, unknown = self._excluded(shopper, resolved, None)
+        rules = self.rules.compile(
+            request.filters, self.state, resolved.region, now, resolved.member_brands, excluded
+        )
+        t1 = time.monotonic()
+        stages["resolve"] = t1 - t0
+        page_end = (page.page + 1) * page.page_size
+        budget_short = page.deadline is not None and page.deadline - t1 < self.config.min_retrieval_seconds
+        got = None if budget_short else self.text.recall(query, rules, page_end, mode, page.deadline)
+        t2 = time.monotonic()
+        stages["retrieve"] = t2 - t1
+        if got is None or (len(got.rows) == 0 and not got.known_tokens):
+            # Nothing known in the query (or no time): the region-popular list, flagged degraded.
+            rec = self._fallback(rules, resolved, page, now, degraded=True)
+            rec.unknown_excluded = unknown
+            stages["rank"] = time.monotonic() - t2
+            rec.stage_seconds = stages
+            return rec
+
+        relevance = got.text
+        if mode == "personalised" and resolved.query is not None:
+            w = self.search_config.text_weight
+            personal = self.vectors[got.rows] @ resolved.query[0]
+            relevance = (w * got.text + (1 - w) * personal).astype(np.float32)
+        sources = np.where(got.in_bm25, SOURCE_BM25, 0) | np.where(got.in_vector, SOURCE_VECTOR, 0)
+        out = self.catalog.rank(
+            rules,
+            got.rows,
+            relevance,
+            sources.astype(np.uint8),
+            page=page.page,
+            page_size=page.page_size,
+            now=now,
+            max_per_brand=self.search_config.max_per_brand,
+            max_per_category=self.search_config.max_per_category,
+        )
+        stages["rank"] = time.monotonic() - t2
+        rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial or not got.known_tokens)
+        rec.eligible_count = out[3] if got.eligible_count is None else got.eligible_count
+        rec.unknown_excluded = unknown
+        rec.stage_seconds = stages
+        return rec
 
     # -- stages -----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ class SyntheticBundle:
         self._item_order = np.argsort(self.items.ids, kind="stable")
         self._user_sorted = np.sort(self.users.ids)
         self._user_order = np.argsort(self.users.ids, kind="stable")
+        self.items.ids_sorted, self.items.ids_order = self._item_sorted, self._item_order
+        self.users.ids_sorted, self.users.ids_order = self._user_sorted, self._user_order
         self._regions = {code: i for i, code in enumerate(self.vocab["regions"])}
 
     def item_rows(self, ids) -> np.ndarray:
@@ -41,7 +43,8 @@ class SyntheticBundle:
 
 
 def _lookup(sorted_ids: np.ndarray, order: np.ndarray, ids) -> np.ndarray:
-    ids = np.asarray(ids, dtype=sorted_ids.dtype) if len(ids) else np.empty(0, sorted_ids.dtype)
+    # dtype=str, not the column's: a longer id must not be truncated into a match.
+    ids = np.asarray(ids, dtype=str) if len(ids) else np.empty(0, sorted_ids.dtype)
     pos = np.searchsorted(sorted_ids, ids)
     pos_c = np.minimum(pos, len(sorted_ids) - 1)
     found = (pos < len(sorted_ids)) & (sorted_ids[pos_c] == ids)

@@ -30,7 +30,7 @@ STRATEGIES = ("ann", "bitmap", "exact")
 class RetrievalConfig:
     """Thresholds and breadths of retrieval; from the bundle's ``config.json`` ``[retrieval]``."""
 
-    ann_min_fraction: float = 0.1  # estimated eligible share at or above which ``ann`` is used
+    ann_min_fraction: float = 0.05  # eligible share near the query at or above which ``ann`` is kept
     exact_max_rows: int = 30_000  # eligible count at or below which ``exact`` is used
     first_margin: float = 1.25  # the first ANN search asks for need * first_margin
     oversample: float = 1.5  # a deepened ANN search asks for need / observed share * oversample
@@ -184,10 +184,15 @@ def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrie
     n = len(catalog)
     # A little over the need costs nothing while within HNSW's efSearch, and spares a second
     # search when a few of the nearest items are ineligible.
-    depth = min(n, max(need, math.ceil(need * config.first_margin)))
+    depth = first_depth = min(n, max(need, math.ceil(need * config.first_margin)))
     max_depth = n if forced else config.max_ann_depth
     while True:
-        breadth = math.ceil(depth * config.ann_breadth)
+        # HNSW needs efSearch >= depth; IVF probes more lists as the search deepens (the deeper
+        # neighbours sit in farther lists), by the square root of the deepening.
+        if _index_kind(index) == "hnsw":
+            breadth = math.ceil(depth * config.ann_breadth)
+        else:
+            breadth = math.ceil(config.nprobe * math.sqrt(depth / first_depth))
         rows, scores = search(index, query, depth, _params(index, breadth, config))
         ok = catalog.check_rows(rules, rows).view(bool)
         found = int(ok.sum())

@@ -25,6 +25,7 @@ INDEX_FORMAT_VERSION = 1
 ANALYZER = "nfkc-lower-words-cjk-bigrams-fields/1"
 META_FILE = "text.json"
 MAX_QUERY_CHARS = 256
+DIRECT_SOLVE_MAX_COLUMNS = 4096  # token-table fits with at most this many used buckets solve exactly
 
 # name -> dtype of every array of the index; each is saved as <name>.npy.
 ARRAY_DTYPES: dict[str, np.dtype] = {
@@ -258,6 +259,9 @@ def fit_token_table(
     The table solves the ridge least squares ``min ||A @ table - item_vectors||^2 + alpha * ||table||^2`` by
     conjugate gradients on the normal equations (CGLS), all ``d`` columns at once; it stops when
     every column's normal-equation residual falls below ``tol`` times its start, or at ``max_iter``.
+    Only buckets some item token hashes to are solved for (the others are zero in the solution);
+    when there are at most ``DIRECT_SOLVE_MAX_COLUMNS`` of them the normal equations are solved
+    exactly instead (``max_iter`` and ``tol`` then do not apply).
     ``item_vectors`` is ``float[n, d]`` row-aligned with ``titles``. Memory: about 3 * n * d float64;
     time: two sparse products ``[n, n_features] x [n_features, d]`` per iteration.
     """
@@ -285,11 +289,24 @@ def fit_token_table(
     x = hasher.transform(tokens)
     n_tokens = np.array([len(t) for t in tokens], dtype=np.float64)
     a = sp.diags(1.0 / np.maximum(n_tokens, 1)) @ x  # mean over tokens, as FeatureHasher.pool(mode="mean")
-    a = a.tocsr()
-    at = a.T.tocsr()
     y = vectors.astype(np.float64)
+    # Buckets no item token hashes to stay zero in the ridge solution: solve over the used ones only
+    # (a catalogue's few thousand distinct tokens, not 2**16 buckets).
+    used = np.unique(a.tocsr().indices)
+    a = a.tocsr()[:, used]
+    full = np.zeros((n_features, y.shape[1]), dtype=np.float32)
+    if len(used) <= DIRECT_SOLVE_MAX_COLUMNS:  # small normal equations: solve them exactly
+        gram = (a.T @ a).toarray() + alpha * np.eye(len(used))
+        rhs = np.asarray(a.T @ y)
+        try:
+            solved = np.linalg.solve(gram, rhs) if alpha > 0 else np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            solved = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        full[used] = solved
+        return full
+    at = a.T.tocsr()
 
-    table = np.zeros((n_features, y.shape[1]))
+    table = np.zeros((len(used), y.shape[1]))
     residual = y.copy()  # y - a @ table
     gradient = at @ residual  # a.T @ residual - alpha * table
     direction = gradient.copy()
@@ -308,7 +325,8 @@ def fit_token_table(
         beta = np.divide(gamma_next, gamma, out=np.zeros_like(gamma), where=gamma > 0)
         direction = gradient + beta * direction
         gamma = gamma_next
-    return table.astype(np.float32)
+    full[used] = table
+    return full
 
 
 def query_vector(query: str, table: np.ndarray, *, alternate_sign: bool = True) -> np.ndarray:
