@@ -252,3 +252,31 @@ def test_recommender_is_exported():
 def test_user_look_up_matches_the_bundle(recommender, bundle):
     for user_id in ["U000000", "U000499", "U000250", "U0000001", "nobody", "", "U00049"]:
         assert recommender.resolver.user_row(user_id) == bundle.user_row(user_id)
+
+
+@settings(max_examples=20, deadline=None)
+@given(r=requests)
+def test_storefront_under_hnsw_is_eligible_and_full(hnsw_bundle, r):
+    rec = _hnsw_recommender(hnsw_bundle)
+    shopper = Shopper(
+        user_id=r["user"],
+        region=r["region"],
+        exclude_items=tuple(r["exclude"]),
+        member_brands=tuple(r["members"]),
+    )
+    filters = Filters(brands_allow=tuple(r["brands"]), price_max=r["price_max"])
+    page = Page(page_size=r["page_size"], page=r["page"], now=r["now"])
+    out = rec.storefront(StorefrontRequest(shopper=shopper, filters=filters, page=page))
+    ok = _oracle(rec, hnsw_bundle, shopper, filters, r["now"])
+    assert ok[out.rows].all(), "an ineligible item was returned"
+    expected_len = min(r["page_size"], max(0, int(ok.sum()) - r["page"] * r["page_size"]))
+    assert len(out.rows) == expected_len
+
+
+_HNSW_RECOMMENDERS: dict = {}
+
+
+def _hnsw_recommender(bundle):
+    if id(bundle) not in _HNSW_RECOMMENDERS:
+        _HNSW_RECOMMENDERS[id(bundle)] = peakrec.Recommender(bundle)
+    return _HNSW_RECOMMENDERS[id(bundle)]

@@ -22,6 +22,8 @@ pub struct ItemColumns<'a> {
     pub presale_start: &'a [i64],
     pub presale_end: &'a [i64],
     pub member_only: &'a [u8],
+    /// The same columns as records (see [`pack`]); used instead of them when given.
+    pub packed: Option<&'a [Packed]>,
 }
 
 impl ItemColumns<'_> {
@@ -33,7 +35,7 @@ impl ItemColumns<'_> {
         self.brand.is_empty()
     }
 
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         let n = self.len();
         for (name, len) in [
             ("category", self.category.len()),
@@ -48,6 +50,9 @@ impl ItemColumns<'_> {
                 )));
             }
         }
+        if self.packed.is_some_and(|p| p.len() != n) {
+            return Err(invalid("packed item records do not match the item columns"));
+        }
         if self.region_words == 0 || self.regions.len() != n * self.region_words {
             return Err(invalid(format!(
                 "items/regions has {} words, expected {n} rows x {} words",
@@ -57,6 +62,46 @@ impl ItemColumns<'_> {
         }
         Ok(())
     }
+}
+
+/// The per-item fields the eligibility check and the score read, in one record per row: a check
+/// of a scattered candidate then costs one or two cache misses here instead of one per column.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Packed {
+    pub launch_ts: i64,
+    pub presale_start: i64,
+    pub presale_end: i64,
+    pub campaigns: u64,
+    pub brand: i32,
+    pub category: i32,
+    pub popularity: f32,
+    pub member_only: u8,
+}
+
+/// Packs `items` (and the score's `campaigns` and `popularity` columns) into records.
+pub fn pack(items: &ItemColumns<'_>, campaigns: &[u64], popularity: &[f32]) -> Result<Vec<Packed>> {
+    items.check()?;
+    let n = items.len();
+    if campaigns.len() != n || popularity.len() != n {
+        return Err(invalid(format!(
+            "items/campaigns has {} rows and items/popularity {}, items/brand has {n}",
+            campaigns.len(),
+            popularity.len()
+        )));
+    }
+    Ok((0..n)
+        .map(|i| Packed {
+            launch_ts: items.launch_ts[i],
+            presale_start: items.presale_start[i],
+            presale_end: items.presale_end[i],
+            campaigns: campaigns[i],
+            brand: items.brand[i],
+            category: items.category[i],
+            popularity: popularity[i],
+            member_only: items.member_only[i],
+        })
+        .collect())
 }
 
 /// Mutable per-item state (stock, price, availability), row-aligned with the bundle.
@@ -162,22 +207,33 @@ impl<'a> Eligibility<'a> {
         if !(price >= r.price_min && price <= r.price_max) {
             return false;
         }
-        let brand = it.brand[row];
-        if !mask_allows(r.brand_ok, brand) || !mask_allows(r.category_ok, it.category[row]) {
+        let p = match it.packed {
+            Some(packed) => packed[row],
+            None => Packed {
+                launch_ts: it.launch_ts[row],
+                presale_start: it.presale_start[row],
+                presale_end: it.presale_end[row],
+                campaigns: 0,
+                brand: it.brand[row],
+                category: it.category[row],
+                popularity: 0.0,
+                member_only: it.member_only[row],
+            },
+        };
+        if !mask_allows(r.brand_ok, p.brand) || !mask_allows(r.category_ok, p.category) {
             return false;
         }
-        if it.member_only[row] != 0
-            && !(r.member_brands.is_some() && mask_allows(r.member_brands, brand))
+        if p.member_only != 0
+            && !(r.member_brands.is_some() && mask_allows(r.member_brands, p.brand))
         {
             return false;
         }
-        let start = it.presale_start[row];
-        if start != 0 && r.now < start {
+        if p.presale_start != 0 && r.now < p.presale_start {
             return false;
         }
         // Inside its presale window an item sells before launch; otherwise it must have launched.
-        let in_presale = start != 0 && r.now <= it.presale_end[row];
-        in_presale || it.launch_ts[row] <= r.now
+        let in_presale = p.presale_start != 0 && r.now <= p.presale_end;
+        in_presale || p.launch_ts <= r.now
     }
 
     /// Is `row` eligible (`false` for rows out of range).
@@ -287,6 +343,7 @@ mod tests {
             presale_start: &d.pstart,
             presale_end: &d.pend,
             member_only: &d.member_only,
+            packed: None,
         };
         let live = LiveState {
             stock: &d.stock,
@@ -356,6 +413,7 @@ mod tests {
             presale_start: &d.pstart,
             presale_end: &d.pend,
             member_only: &d.member_only,
+            packed: None,
         };
         let live = LiveState {
             stock: &d.stock,

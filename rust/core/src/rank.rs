@@ -4,7 +4,7 @@
 //! Pages are filled one after another from the same ordered pool, so page `p` is the same whether
 //! or not earlier pages were requested, and no item appears on two pages.
 
-use crate::eligibility::Eligibility;
+use crate::eligibility::{Eligibility, Packed};
 use crate::error::{invalid, Result};
 
 /// Reason bits above the 8 source bits the caller passes in.
@@ -26,6 +26,8 @@ pub struct RankColumns<'a> {
     pub campaigns: &'a [u64],
     /// Popularity scaled to [0, 1] (e.g. `log1p(pop) / log1p(max)`).
     pub popularity: &'a [f32],
+    /// The same columns as records (see [`crate::eligibility::pack`]); used instead when given.
+    pub packed: Option<&'a [Packed]>,
 }
 
 /// Weights, caps and page shape of one request (weights come from the bundle config).
@@ -124,6 +126,9 @@ pub fn rank(
             )));
         }
     }
+    if cols.packed.is_some_and(|p| p.len() != n) {
+        return Err(invalid("packed item records do not match the item columns"));
+    }
     if params.page_size == 0 {
         return Err(invalid("page_size must be at least 1"));
     }
@@ -170,8 +175,20 @@ pub fn rank(
     let relevance_of: Vec<f32> = pool.iter().map(|s| s.score).collect();
     for s in pool.iter_mut() {
         let r = s.row as usize;
-        let brand = cols.brand[r];
-        let category = cols.category[r];
+        let p = match cols.packed {
+            Some(packed) => packed[r],
+            None => Packed {
+                launch_ts: cols.launch_ts[r],
+                presale_start: 0,
+                presale_end: 0,
+                campaigns: cols.campaigns[r],
+                brand: cols.brand[r],
+                category: cols.category[r],
+                popularity: cols.popularity[r],
+                member_only: 0,
+            },
+        };
+        let (brand, category) = (p.brand, p.category);
         let rel = if s.score.is_nan() {
             f32::NEG_INFINITY
         } else {
@@ -179,18 +196,18 @@ pub fn rank(
         };
         let mut score = params.relevance * rel;
         let mut reasons = s.reasons;
-        let pop = cols.popularity[r];
+        let pop = p.popularity;
         if params.popularity != 0.0 && pop > 0.0 {
             score += params.popularity * pop;
             reasons |= REASON_POPULAR;
         }
-        let age = params.now - cols.launch_ts[r];
+        let age = params.now - p.launch_ts;
         let new = params.new_window > 0 && (0..=params.new_window).contains(&age);
         if new {
             score += params.new_boost;
             reasons |= REASON_NEW;
         }
-        let mut campaigns = cols.campaigns[r];
+        let mut campaigns = p.campaigns;
         let mut campaign = 0.0f32;
         while campaigns != 0 {
             campaign += params.campaign_boost[campaigns.trailing_zeros() as usize];
@@ -458,6 +475,7 @@ mod tests {
             launch_ts: &c.launch,
             campaigns: &c.campaigns,
             popularity: &c.pop,
+            packed: None,
         };
         rank(&rc, p, None, None, None, rows, rel, &vec![1u8; rows.len()]).unwrap()
     }
@@ -576,6 +594,7 @@ mod timing {
             launch_ts: &launch,
             campaigns: &campaigns,
             popularity: &pop,
+            packed: None,
         };
         let rows: Vec<i64> = (0..1000).map(|_| (next() % n as u64) as i64).collect();
         let rel: Vec<f32> = (0..1000).map(|_| (next() % 1000) as f32 / 1000.0).collect();
