@@ -19,8 +19,8 @@ from pathlib import Path
 
 from peakrec.pipeline.types import Shopper
 
-ITEMS = int(os.environ.get("PEAKREC_DEMO_ITEMS", "50000"))
-USERS = int(os.environ.get("PEAKREC_DEMO_USERS", "10000"))
+ITEMS = int(os.environ.get("PEAKREC_DEMO_ITEMS", "200000"))
+USERS = int(os.environ.get("PEAKREC_DEMO_USERS", "50000"))
 CLI = [sys.executable, "-m", "peakrec.cli"]
 
 LOYAL = Shopper(user_id="u-zj-loyal-01", member_brands=("Nike",))
