@@ -68,8 +68,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "retrieval": {
         "oversample": 4,  # ANN asks for page_size * oversample, deepened up to max_oversample
         "max_oversample": 64,
-        "filtered_search_below": 0.3,  # eligible share under which IDSelectorBitmap search is used
-        "exact_scan_below": 20000,  # eligible count under which the eligible rows are scanned exactly
+        "filtered_search_below": 0.05,  # eligible share under which IDSelectorBitmap search is used
+        "exact_scan_below": 30000,  # eligible count under which the eligible rows are scanned exactly
         "session_weight": 0.5,  # blend of recent items into the query vector
         "text_weight": 0.5,  # search: BM25 score vs vector score
     },
