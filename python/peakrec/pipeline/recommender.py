@@ -423,6 +423,10 @@ class Recommender:
 
 def _check_page(page: Page) -> None:
     size = page.page_size
+    # The usual request, in plain ints: three comparisons instead of the checks below.
+    if type(size) is int and 1 <= size <= MAX_PAGE_SIZE and type(page.page) is int and page.page >= 0:
+        if page.now is None or math.isfinite(page.now):
+            return
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidInputError(f"page.page_size: must be between 1 and {MAX_PAGE_SIZE}, got {size!r}")
     if isinstance(page.page, bool) or not isinstance(page.page, (int, np.integer)) or page.page < 0:

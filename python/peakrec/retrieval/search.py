@@ -57,7 +57,7 @@ class RetrievalConfig:
         return cls(**values)
 
 
-@dataclass
+@dataclass(slots=True)
 class Retrieved:
     """Candidates of one query: ``rows`` int64 and ``relevance`` float32 (inner products), best
     first; ``eligible_count`` exact, or estimated from a sample for ``ann``."""
@@ -219,14 +219,15 @@ def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrie
         else:
             breadth = math.ceil(config.nprobe * math.sqrt(depth / first_depth))
         rows, scores = search(index, query, depth, _params(index, breadth, config))
-        ok = catalog.check_rows(rules, rows).view(bool)
-        found = np.count_nonzero(ok)
+        ok = catalog.check_rows(rules, rows)
+        found = int(np.count_nonzero(ok))  # a Python int: numpy scalars are slow in the arithmetic below
         got = len(rows)
         seen = found / max(got, 1)  # eligible share among the nearest items
         partial = deadline is not None and time.monotonic() > deadline
         if found >= need or depth >= n or got < depth or partial:
             est = round(seen * n)
             if found < got:  # all eligible (the usual case): no copies
+                ok = ok.view(np.bool_)
                 rows, scores = rows[ok], scores[ok]
             return Retrieved(rows, scores, "ann", est, count_estimated=True, partial=partial)
         if not forced and seen < config.ann_min_fraction:
