@@ -279,11 +279,7 @@ class Recommender:
         # Every source above passed the eligibility check already: no second check here.
         out = self.catalog.rank(None, rows, rel, src, **kwargs)
         stages["rank"] = time.monotonic() - t2
-        rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial)
-        rec.eligible_count = got.eligible_count
-        rec.unknown_excluded = unknown
-        rec.stage_seconds = stages
-        return rec
+        return self._respond(out, page, resolved.cold, got.partial, got.eligible_count, unknown, stages)
 
     def _sources(self, source: int, n: int) -> np.ndarray:
         """``uint8[n]`` filled with ``source``: a view of a read-only array made at load."""
@@ -408,16 +404,21 @@ class Recommender:
         rec.eligible_count = out[3]
         return rec
 
-    def _respond(self, out, page: Page, cold: bool, degraded: bool) -> Recommendation:
+    def _respond(
+        self, out, page: Page, cold: bool, degraded: bool, eligible_count=0, unknown=0, stages=None
+    ) -> Recommendation:
         rows, scores, reasons, _pool = out
         return Recommendation(
-            item_ids=self.ids[rows].tolist(),
-            rows=rows,
-            scores=scores,
-            bundle_version=self.version,
-            degraded=degraded,
-            cold=cold,
-            reasons=[explain(int(b)) for b in reasons] if page.explain else None,
+            self.ids[rows].tolist(),
+            rows,
+            scores,
+            self.version,
+            degraded,
+            cold,
+            [explain(int(b)) for b in reasons] if page.explain else None,
+            eligible_count,
+            unknown,
+            {} if stages is None else stages,
         )
 
 

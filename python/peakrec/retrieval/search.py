@@ -96,14 +96,20 @@ def _make_params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel)
     return faiss.SearchParameters(sel=sel) if sel is not None else None
 
 
-_KINDS: dict[int, tuple[faiss.Index, str, int]] = {}
+_KINDS: dict[int, tuple] = {}
 
 
-def _index_info(index: faiss.Index) -> tuple[faiss.Index, str, int]:
-    """``(index, kind, d)``, cached per index object (SWIG attribute reads cost ~0.3 us each)."""
+def _index_info(index: faiss.Index) -> tuple:
+    """``(index, kind, d, search_c)``, cached per index object: SWIG attribute reads and FAISS's
+    Python wrappers cost microseconds each, a noticeable share of a ~300 us request."""
     cached = _KINDS.get(id(index))
     if cached is not None and cached[0] is index:
         return cached
+    cached = _KINDS[id(index)] = _describe(index)  # holds the index: its id is not reused
+    return cached
+
+
+def _describe(index: faiss.Index) -> tuple:
     real = faiss.downcast_index(index)
     if isinstance(real, faiss.IndexHNSW):
         kind = "hnsw"
@@ -111,8 +117,17 @@ def _index_info(index: faiss.Index) -> tuple[faiss.Index, str, int]:
         kind = "ivf"
     else:
         kind = "flat"
-    cached = _KINDS[id(index)] = (index, kind, int(index.d))  # holds the index: its id is not reused
-    return cached
+    return index, kind, int(index.d), _search_c(index)
+
+
+def _search_c(index: faiss.Index):
+    """``fn(index, n, x_ptr, k, distances_ptr, labels_ptr, params)``: the SWIG function behind
+    ``index.search_c`` (that method is a Python def forwarding to it), else ``search_c`` itself."""
+    for cls in type(index).__mro__:
+        if "search_c" in cls.__dict__:
+            fn = getattr(faiss._swigfaiss, cls.__name__ + "_search", None)
+            return cls.__dict__["search_c"] if fn is None else fn
+    return type(index).search_c
 
 
 def _index_kind(index: faiss.Index) -> str:
@@ -120,25 +135,26 @@ def _index_kind(index: faiss.Index) -> str:
 
 
 _F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
-_swig_ptr = faiss.swig_ptr
+_swig_ptr = faiss._swigfaiss.swig_ptr  # the builtin, not faiss.swig_ptr's Python forwarder
 
 
 def search(index: faiss.Index, query: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
     """One query's top ``k``: ``(rows int64[<=k], scores float32[<=k])``, -1 padding removed.
 
-    Calls the index's SWIG ``search_c`` directly: FAISS's Python wrapper (shape checks, conversions)
-    costs several microseconds a call, a noticeable share of a ~300 us request."""
-    cached = _KINDS.get(id(index))
-    # Not cached here: a downcast sub-index (HNSW storage) is a new wrapper object on every call.
-    d = cached[2] if cached is not None and cached[0] is index else index.d
+    Calls FAISS's SWIG search directly, past its Python wrapper (shape checks and conversions done
+    here once)."""
+    info = _KINDS.get(id(index))
+    if info is None or info[0] is not index:
+        # Not cached: a downcast sub-index (HNSW storage) is a new wrapper object on every call.
+        info = _describe(index)
+    d = info[2]
     if query.dtype != _F32 or not query.flags.c_contiguous or query.shape != (1, d):
         query = np.ascontiguousarray(query, dtype=np.float32)
         if query.shape != (1, d):
             raise ValueError(f"query: expected shape (1, {d}), got {query.shape}")
-    scores = np.empty((1, k), _F32)
-    rows = np.empty((1, k), _I64)
-    index.search_c(1, _swig_ptr(query), k, _swig_ptr(scores), _swig_ptr(rows), params)
-    rows, scores = rows[0], scores[0]
+    scores = np.empty(k, _F32)
+    rows = np.empty(k, _I64)
+    info[3](index, 1, _swig_ptr(query), k, _swig_ptr(scores), _swig_ptr(rows), params)
     if k and rows[k - 1] < 0:  # FAISS pads a short result with -1, at the end
         keep = rows >= 0
         return rows[keep], scores[keep]
@@ -188,7 +204,7 @@ def retrieve(
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
         # around the query, which sets how deep to go or whether to switch strategy.
-        got = _ann(index, catalog, rules, query, need, config, deadline, forced=force == "ann")
+        got = _ann(index, catalog, n, rules, query, need, config, deadline, forced=force == "ann")
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
@@ -204,8 +220,7 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrieved | None:
-    n = len(catalog)
+def _ann(index, catalog, n, rules, query, need, config, deadline, forced) -> Retrieved | None:
     # A little over the need costs nothing while within HNSW's efSearch, and spares a second
     # search when a few of the nearest items are ineligible.
     depth = first_depth = min(n, max(need, math.ceil(need * config.first_margin)))
@@ -226,7 +241,7 @@ def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrie
         partial = deadline is not None and time.monotonic() > deadline
         if found >= need or depth >= n or got < depth or partial:
             est = round(seen * n)
-            if found < got:  # all eligible (the usual case): no copies
+            if found < got:  # (all eligible, the usual case, needs no copies)
                 ok = ok.view(np.bool_)
                 rows, scores = rows[ok], scores[ok]
             return Retrieved(rows, scores, "ann", est, count_estimated=True, partial=partial)
