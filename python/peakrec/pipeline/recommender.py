@@ -26,7 +26,13 @@ from peakrec.pipeline.types import (
     SimilarItemsRequest,
     StorefrontRequest,
 )
-from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
+from peakrec.retrieval.search import (
+    RetrievalConfig,
+    ann_accepts,
+    exact_search,
+    first_ann_search,
+    retrieve,
+)
 from peakrec.retrieval.text import check_query
 from peakrec.state import ItemState
 
@@ -244,34 +250,65 @@ class Recommender:
 
         need = math.ceil(page_end * cfg.candidates_factor)
         query = resolved.query
-        got = retrieve(
-            self.index, self.vectors, self.catalog, rules, query, need, self.retrieval, page.deadline
-        )
-        rows, rel = got.rows, got.relevance
-        src = self._sources(_STRATEGY_SOURCE[got.strategy], len(rows))
         if storefront:
             new_slots = cfg.new_slots(page_size)
             popularity = self._stage_weights(resolved.lifecycle)["popularity"]
+            with_new = bool(new_slots or cfg.new_item_boost)
+            with_popular = popularity > 0 and cfg.popular_candidates > 0
+        else:
+            new_slots, popularity, with_new, with_popular = 0, 0.0, False, False
+        kwargs = self._rank_kwargs(resolved, page, now, new_slots, popularity, storefront, members)
+
+        first = None
+        if not (with_new or with_popular):
+            # ANN is the only source: rank its first search's results under the rules, so the
+            # ranking kernel's eligibility check is the only one; when that search fills the page
+            # (the usual case) this is retrieve's `ann` result ranked, with one Rust call fewer.
+            n = self.n
+            need_n = max(1, min(need, n))
+            rows, rel, depth = first_ann_search(self.index, query, need_n, n, self.retrieval)
+            t2 = time.monotonic()
+            out = self.catalog.rank(rules, rows, rel, self._sources(SOURCE_ANN, len(rows)), **kwargs)
+            t3 = time.monotonic()
+            found, got_n = out[3], len(rows)
+            partial = page.deadline is not None and t3 > page.deadline
+            if ann_accepts(found, got_n, depth, need_n, n, partial):
+                stages["retrieve"] = t2 - t1
+                stages["rank"] = t3 - t2
+                estimate = round(found / max(got_n, 1) * n)
+                return self._respond(out, page, resolved.cold, partial, estimate, unknown, stages)
+            first = (rows, rel)  # not enough eligible near the query: retrieve goes on from here
+
+        got = retrieve(
+            self.index,
+            self.vectors,
+            self.catalog,
+            rules,
+            query,
+            need,
+            self.retrieval,
+            page.deadline,
+            first=first,
+        )
+        rows, rel = got.rows, got.relevance
+        src = self._sources(_STRATEGY_SOURCE[got.strategy], len(rows))
+        if with_new or with_popular:
             more_rows, more_rel, more_src = [rows], [rel], [src]
-            if new_slots or cfg.new_item_boost:
+            if with_new:
                 new_rows, new_rel = self._new_items(rules, query, now, self._new_window, page_end)
                 more_rows.append(new_rows)
                 more_rel.append(new_rel)
                 more_src.append(self._sources(SOURCE_NEW, len(new_rows)))
-            if popularity > 0 and cfg.popular_candidates > 0:
+            if with_popular:
                 pop_rows = self._popular_rows(resolved.region)[: cfg.popular_candidates]
                 pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
                 more_rows.append(pop_rows)
                 more_rel.append(self.vectors[pop_rows] @ query[0] if len(pop_rows) else _NO_SCORES)
                 more_src.append(self._sources(SOURCE_POPULAR, len(pop_rows)))
-            if len(more_rows) > 1:
-                rows, rel, src = np.concatenate(more_rows), np.concatenate(more_rel), np.concatenate(more_src)
-        else:
-            new_slots, popularity = 0, 0.0
+            rows, rel, src = np.concatenate(more_rows), np.concatenate(more_rel), np.concatenate(more_src)
         t2 = time.monotonic()
         stages["retrieve"] = t2 - t1
 
-        kwargs = self._rank_kwargs(resolved, page, now, new_slots, popularity, storefront, members)
         if rows.dtype != _I64:
             rows = rows.astype(np.int64)
         if rel.dtype != _F32:

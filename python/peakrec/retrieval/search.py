@@ -192,11 +192,13 @@ def retrieve(
     config: RetrievalConfig,
     deadline: float | None = None,
     force: str | None = None,
+    first: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
-    ``force`` picks a strategy instead of the thresholds (tests and benchmarks).
+    ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``first``: the
+    unchecked result of ``first_ann_search`` for this query and need, when the caller has it.
     """
     n = len(catalog)
     need = max(1, min(need, n))
@@ -204,7 +206,7 @@ def retrieve(
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
         # around the query, which sets how deep to go or whether to switch strategy.
-        got = _ann(index, catalog, n, rules, query, need, config, deadline, forced=force == "ann")
+        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", first)
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
@@ -220,26 +222,56 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def _ann(index, catalog, n, rules, query, need, config, deadline, forced) -> Retrieved | None:
+def first_ann_search(
+    index: faiss.Index, query: np.ndarray, need: int, n: int, config: RetrievalConfig
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``retrieve``'s first ANN search, unchecked: ``(rows, scores, depth)``. ``need`` as
+    ``retrieve`` clamps it (1..n). A caller that checks eligibility itself (the ranking kernel) and
+    finds ``ann_accepts`` true has ``retrieve``'s ``ann`` result; otherwise it passes these to
+    ``retrieve(first=...)``, which continues from them."""
+    depth = _first_depth(need, n, config)
+    info = _index_info(index)
+    params = _params(index, _ann_breadth(info[1], depth, depth, config), config)
+    rows, scores = search(index, query, depth, params)
+    return rows, scores, depth
+
+
+def ann_accepts(found: int, got: int, depth: int, need: int, n: int, partial: bool) -> bool:
+    """Whether an ANN search of ``depth`` that returned ``got`` rows, ``found`` of them eligible,
+    ends the ``ann`` strategy."""
+    return found >= need or depth >= n or got < depth or partial
+
+
+def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:
     # A little over the need costs nothing while within HNSW's efSearch, and spares a second
     # search when a few of the nearest items are ineligible.
-    depth = first_depth = min(n, max(need, math.ceil(need * config.first_margin)))
+    return min(n, max(need, math.ceil(need * config.first_margin)))
+
+
+def _ann_breadth(kind: str, depth: int, first_depth: int, config: RetrievalConfig) -> int:
+    # HNSW needs efSearch >= depth; IVF probes more lists as the search deepens (the deeper
+    # neighbours sit in farther lists), by the square root of the deepening.
+    if kind == "hnsw":
+        return math.ceil(depth * config.ann_breadth)
+    return math.ceil(config.nprobe * math.sqrt(depth / first_depth))
+
+
+def _ann(index, catalog, n, rules, query, need, config, deadline, forced, first=None) -> Retrieved | None:
+    depth = first_depth = _first_depth(need, n, config)
     max_depth = n if forced else config.max_ann_depth
     kind = _index_info(index)[1]
     while True:
-        # HNSW needs efSearch >= depth; IVF probes more lists as the search deepens (the deeper
-        # neighbours sit in farther lists), by the square root of the deepening.
-        if kind == "hnsw":
-            breadth = math.ceil(depth * config.ann_breadth)
+        if first is not None:
+            (rows, scores), first = first, None
         else:
-            breadth = math.ceil(config.nprobe * math.sqrt(depth / first_depth))
-        rows, scores = search(index, query, depth, _params(index, breadth, config))
+            breadth = _ann_breadth(kind, depth, first_depth, config)
+            rows, scores = search(index, query, depth, _params(index, breadth, config))
         ok = catalog.check_rows(rules, rows)
         found = int(np.count_nonzero(ok))  # a Python int: numpy scalars are slow in the arithmetic below
         got = len(rows)
         seen = found / max(got, 1)  # eligible share among the nearest items
         partial = deadline is not None and time.monotonic() > deadline
-        if found >= need or depth >= n or got < depth or partial:
+        if ann_accepts(found, got, depth, need, n, partial):
             est = round(seen * n)
             if found < got:  # (all eligible, the usual case, needs no copies)
                 ok = ok.view(np.bool_)
