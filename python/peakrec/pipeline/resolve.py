@@ -54,6 +54,15 @@ class ShopperResolver:
         self._user_ids_sorted = None if sorted_ids is None else np.asarray(sorted_ids)
         self._user_ids_order = np.asarray(getattr(bundle.users, "ids_order", []))
         uv = self.users.vectors
+        # Stored memberships as int64, and whether each user's are sorted and unique (then a
+        # request without its own member brands uses them as they are).
+        m = self.users.memberships
+        m_ptr = np.asarray(self.users.memberships_indptr, dtype=np.int64)
+        self._memberships = np.ascontiguousarray(m, dtype=np.int64)
+        increasing = np.diff(self._memberships) > 0
+        starts = m_ptr[(m_ptr > 0) & (m_ptr < len(m))]
+        increasing[starts - 1] = True  # a new user's list may start lower
+        self._memberships_unique = bool(increasing.all())
         self._user_vectors_ready = uv.dtype == np.float32 and uv.ndim == 2 and uv.flags.c_contiguous
 
     def user_row(self, user_id: str) -> int:
@@ -92,6 +101,7 @@ class ShopperResolver:
         lifecycle = "awareness"
         brand_index = self.brand_index
         members = [brand_index[b] for b in shopper.member_brands if b in brand_index]
+        member_brands = None
         purchased = _NO_ROWS
         if user_row >= 0:
             segments = int(users.segments[user_row])
@@ -101,7 +111,10 @@ class ShopperResolver:
             indptr = users.memberships_indptr
             lo, hi = indptr[user_row], indptr[user_row + 1]
             if hi > lo:
-                members.extend(users.memberships[lo:hi].tolist())
+                if not members and self._memberships_unique:
+                    member_brands = self._memberships[lo:hi]  # sorted and unique already: a view
+                else:
+                    members.extend(users.memberships[lo:hi].tolist())
             indptr = users.purchased_indptr
             lo, hi = indptr[user_row], indptr[user_row + 1]
             if hi > lo:
@@ -114,7 +127,20 @@ class ShopperResolver:
             if context.get("lifecycle") in LIFECYCLE:
                 lifecycle = context["lifecycle"]
 
-        query, cold = self._query(shopper, user_row, vector, recent, lifecycle)
+        if member_brands is None:
+            # sorted(set()) is np.unique's result without its ~5 us of array set-up on a few ids
+            member_brands = np.array(sorted(set(members)), np.int64) if members else _NO_ROWS
+        if (
+            vector is None
+            and user_row >= 0
+            and not len(recent)
+            and self._user_vectors_ready
+            and users.has_vector[user_row]
+        ):
+            # The usual known shopper: the stored vector, already float32[1, d] C-contiguous (a view).
+            query, cold = users.vectors[user_row : user_row + 1], False
+        else:
+            query, cold = self._query(shopper, user_row, vector, recent, lifecycle)
         return Resolved(
             query=query,
             cold=cold,
@@ -122,8 +148,7 @@ class ShopperResolver:
             region=region,
             lifecycle=lifecycle,
             segments=segments,
-            # sorted(set()) is np.unique's result without its ~5 us of array set-up on a few ids
-            member_brands=np.array(sorted(set(members)), np.int64) if members else _NO_ROWS,
+            member_brands=member_brands,
             recent_rows=recent,
             purchased_rows=purchased,
         )
@@ -167,9 +192,6 @@ class ShopperResolver:
         if vector is not None:
             base = check_vector(vector, self.dim, "shopper.vector")
         elif user_row >= 0 and users.has_vector[user_row]:
-            if not len(recent) and self._user_vectors_ready:
-                # Already float32[1, d], C-contiguous: a view, no conversions.
-                return users.vectors[user_row : user_row + 1], False
             base = np.asarray(users.vectors[user_row], dtype=np.float32)
         else:
             cold = True
