@@ -386,10 +386,12 @@ class Recommender:
         if self._has_campaigns:
             kwargs["campaign_boost"] = self._campaign_boost(resolved.segments)
         if len(resolved.member_brands):
-            if members is None:
-                members = self.rules.member_mask(resolved.member_brands)
-            kwargs["member_brands"] = members
-            kwargs["member_boost"] = cfg.loyalty_member_boost if lifecycle == "loyalty" else cfg.member_boost
+            boost = cfg.loyalty_member_boost if lifecycle == "loyalty" else cfg.member_boost
+            if boost:  # (a zero boost leaves scores and reasons alone: the mask is not read)
+                if members is None:
+                    members = self.rules.member_mask(resolved.member_brands)
+                kwargs["member_brands"] = members
+                kwargs["member_boost"] = boost
         if lifecycle == "purchase" and len(resolved.recent_rows):
             considered = np.zeros(self.n_categories, np.uint8)
             considered[self.category_of[resolved.recent_rows]] = 1
