@@ -30,9 +30,10 @@ from peakrec.retrieval.search import (
     RetrievalConfig,
     ann_accepts,
     exact_search,
-    first_ann_search,
+    first_ann_plan,
     retrieve,
 )
+from peakrec.retrieval.search import search as search_index
 from peakrec.retrieval.text import check_query
 from peakrec.state import ItemState
 
@@ -138,6 +139,7 @@ class Recommender:
         self._rank_base: dict[tuple[str, bool], dict] = {}
         self._has_campaigns = len(self.campaign_segments) > 0
         self._campaign_cache: dict[int, np.ndarray] = {}
+        self._ann_plans: dict[int, tuple] = {}  # need -> the first ANN search's depth and params
         self._source_fill = {}
         for source in (SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR):
             fill = np.full(_SOURCE_FILL_LEN, source, np.uint8)
@@ -266,7 +268,13 @@ class Recommender:
             # (the usual case) this is retrieve's `ann` result ranked, with one Rust call fewer.
             n = self.n
             need_n = max(1, min(need, n))
-            rows, rel, depth = first_ann_search(self.index, query, need_n, n, self.retrieval)
+            plan = self._ann_plans.get(need_n)
+            if plan is None:
+                if len(self._ann_plans) >= _CACHE_LIMIT:
+                    self._ann_plans.clear()
+                plan = self._ann_plans[need_n] = first_ann_plan(self.index, need_n, n, self.retrieval)
+            depth = plan[0]
+            rows, rel = search_index(self.index, query, depth, plan[1])
             t2 = time.monotonic()
             out = self.catalog.rank(rules, rows, rel, self._sources(SOURCE_ANN, len(rows)), **kwargs)
             t3 = time.monotonic()

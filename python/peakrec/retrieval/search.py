@@ -198,7 +198,7 @@ def retrieve(
     many items are eligible, best first.
 
     ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``first``: the
-    unchecked result of ``first_ann_search`` for this query and need, when the caller has it.
+    unchecked ``(rows, scores)`` of the search ``first_ann_plan`` describes, when the caller ran it.
     """
     n = len(catalog)
     need = max(1, min(need, n))
@@ -222,18 +222,16 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def first_ann_search(
-    index: faiss.Index, query: np.ndarray, need: int, n: int, config: RetrievalConfig
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """``retrieve``'s first ANN search, unchecked: ``(rows, scores, depth)``. ``need`` as
-    ``retrieve`` clamps it (1..n). A caller that checks eligibility itself (the ranking kernel) and
-    finds ``ann_accepts`` true has ``retrieve``'s ``ann`` result; otherwise it passes these to
-    ``retrieve(first=...)``, which continues from them."""
+def first_ann_plan(index: faiss.Index, need: int, n: int, config: RetrievalConfig) -> tuple[int, object]:
+    """``(depth, params)`` of ``retrieve``'s first ANN search for ``need`` (clamped to 1..n) among
+    ``n`` items: the same for every request with that need, so callers may keep it.
+
+    A caller that runs this search itself (``search(index, query, depth, params)``) and checks its
+    rows' eligibility on its own (the ranking kernel) has ``retrieve``'s ``ann`` result when
+    ``ann_accepts`` says so; otherwise it passes the rows and scores to ``retrieve(first=...)``,
+    which continues from them."""
     depth = _first_depth(need, n, config)
-    info = _index_info(index)
-    params = _params(index, _ann_breadth(info[1], depth, depth, config), config)
-    rows, scores = search(index, query, depth, params)
-    return rows, scores, depth
+    return depth, _params(index, _ann_breadth(_index_kind(index), depth, depth, config), config)
 
 
 def ann_accepts(found: int, got: int, depth: int, need: int, n: int, partial: bool) -> bool:
