@@ -54,12 +54,12 @@ class ShopperResolver:
         self._user_ids_sorted = None if sorted_ids is None else np.asarray(sorted_ids)
         self._user_ids_order = np.asarray(getattr(bundle.users, "ids_order", []))
         uv = self.users.vectors
-        # Stored memberships as int64, and whether each user's are sorted and unique (then a
-        # request without its own member brands uses them as they are).
+        # Whether each user's stored memberships are sorted and unique (then a request without
+        # its own member brands uses them as they are; checked once here, not per request).
         m = self.users.memberships
         m_ptr = np.asarray(self.users.memberships_indptr, dtype=np.int64)
-        self._memberships = np.ascontiguousarray(m, dtype=np.int64)
-        increasing = np.diff(self._memberships) > 0
+        self._memberships_int64 = m.dtype == np.int64
+        increasing = np.diff(m.astype(np.int64, copy=False)) > 0
         starts = m_ptr[(m_ptr > 0) & (m_ptr < len(m))]
         increasing[starts - 1] = True  # a new user's list may start lower
         self._memberships_unique = bool(increasing.all())
@@ -112,7 +112,9 @@ class ShopperResolver:
             lo, hi = indptr[user_row], indptr[user_row + 1]
             if hi > lo:
                 if not members and self._memberships_unique:
-                    member_brands = self._memberships[lo:hi]  # sorted and unique already: a view
+                    member_brands = users.memberships[lo:hi]  # sorted and unique already
+                    if not self._memberships_int64:
+                        member_brands = member_brands.astype(np.int64)
                 else:
                     members.extend(users.memberships[lo:hi].tolist())
             indptr = users.purchased_indptr
