@@ -153,7 +153,7 @@ class Recommender:
 
     def storefront(self, request: StorefrontRequest) -> Recommendation:
         """One storefront page for ``request.shopper``."""
-        return self._run(request.shopper, request.filters, request.page, similar_to=None)
+        return self._run(request.shopper, request.filters, request.page, None)
 
     def similar_items(self, request: SimilarItemsRequest) -> Recommendation:
         """Items near ``request.item_id``'s vector under the shopper's eligibility rules."""
@@ -232,8 +232,11 @@ class Recommender:
         if not storefront:
             resolved.query = np.ascontiguousarray(self.vectors[similar_to], dtype=np.float32).reshape(1, -1)
             resolved.cold = False
-        excluded, unknown = self._excluded(shopper, resolved, similar_to)
-        members = self.rules.member_mask(resolved.member_brands)
+        if storefront and not len(resolved.purchased_rows) and not shopper.exclude_items:
+            excluded, unknown = _NO_ROWS, 0  # (what _excluded returns here, without the call)
+        else:
+            excluded, unknown = self._excluded(shopper, resolved, similar_to)
+        members = self.rules.member_mask(resolved.member_brands) if len(resolved.member_brands) else None
         rules = self.rules.compile(
             filters, self.state, resolved.region, now, resolved.member_brands, excluded, members
         )
