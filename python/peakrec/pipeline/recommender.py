@@ -14,7 +14,7 @@ import numpy as np
 
 from peakrec import _core
 from peakrec.errors import BundleError, InvalidInputError, NotFoundError
-from peakrec.pipeline.config import RankingConfig
+from peakrec.pipeline.config import LIFECYCLE, RankingConfig
 from peakrec.pipeline.eligibility import RuleCompiler
 from peakrec.pipeline.resolve import Resolved, ShopperResolver
 from peakrec.pipeline.search import MODES, SearchConfig, TextRecall
@@ -26,12 +26,23 @@ from peakrec.pipeline.types import (
     SimilarItemsRequest,
     StorefrontRequest,
 )
-from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
+from peakrec.retrieval.search import (
+    RetrievalConfig,
+    ann_accepts,
+    exact_search,
+    first_ann_plan,
+    retrieve,
+)
+from peakrec.retrieval.search import search as search_index
 from peakrec.retrieval.text import check_query
 from peakrec.state import ItemState
 
 MAX_PAGE_SIZE = 1000
 _NO_ROWS = np.empty(0, np.int64)
+_NO_SCORES = np.empty(0, np.float32)
+_I64, _F32 = np.dtype(np.int64), np.dtype(np.float32)
+_SOURCE_FILL_LEN = 4096  # candidates per source covered by the prebuilt source arrays
+_CACHE_LIMIT = 4096  # entries in a per-bundle cache keyed by request values
 DAY = 86_400
 
 # Source bits (the low 8 reason bits): which retrieval source found an item.
@@ -122,6 +133,18 @@ class Recommender:
         self.rules = RuleCompiler(bundle)
         self.n_categories = len(bundle.vocab["categories"])
         self.search_config = SearchConfig.from_config(config.get("search", {}))
+        # Per-request values that depend only on the bundle, computed once here.
+        self._new_window = int(self.config.new_item_window_days * DAY)
+        self._stage_cache = {name: self.config.stage(name) for name in LIFECYCLE}
+        self._rank_base: dict[tuple[str, bool], dict] = {}
+        self._has_campaigns = len(self.campaign_segments) > 0
+        self._campaign_cache: dict[int, np.ndarray] = {}
+        self._ann_plans: dict[int, tuple] = {}  # need -> the first ANN search's depth and params
+        self._source_fill = {}
+        for source in (SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR):
+            fill = np.full(_SOURCE_FILL_LEN, source, np.uint8)
+            fill.flags.writeable = False
+            self._source_fill[source] = fill
         self.text = None
         if getattr(bundle, "text_index", None) is not None:
             self.text = TextRecall(bundle, self.vectors, self.catalog, self.retrieval, self.search_config)
@@ -130,7 +153,7 @@ class Recommender:
 
     def storefront(self, request: StorefrontRequest) -> Recommendation:
         """One storefront page for ``request.shopper``."""
-        return self._run(request.shopper, request.filters, request.page, similar_to=None)
+        return self._run(request.shopper, request.filters, request.page, None)
 
     def similar_items(self, request: SimilarItemsRequest) -> Recommendation:
         """Items near ``request.item_id``'s vector under the shopper's eligibility rules."""
@@ -202,24 +225,27 @@ class Recommender:
     def _run(self, shopper: Shopper, filters, page: Page, similar_to: int | None) -> Recommendation:
         t0 = time.monotonic()
         _check_page(page)
-        stages: dict[str, float] = {}
+        cfg = self.config
         now = int(page.now if page.now is not None else time.time())
-        vector = shopper.vector
-        if similar_to is not None:
-            vector = None
-        resolved = self.resolver.resolve(shopper, vector)
-        if similar_to is not None:
+        storefront = similar_to is None
+        resolved = self.resolver.resolve(shopper, shopper.vector if storefront else None)
+        if not storefront:
             resolved.query = np.ascontiguousarray(self.vectors[similar_to], dtype=np.float32).reshape(1, -1)
             resolved.cold = False
-        excluded, unknown = self._excluded(shopper, resolved, similar_to)
+        if storefront and not len(resolved.purchased_rows) and not shopper.exclude_items:
+            excluded, unknown = _NO_ROWS, 0  # (what _excluded returns here, without the call)
+        else:
+            excluded, unknown = self._excluded(shopper, resolved, similar_to)
+        members = self.rules.member_mask(resolved.member_brands) if len(resolved.member_brands) else None
         rules = self.rules.compile(
-            filters, self.state, resolved.region, now, resolved.member_brands, excluded
+            filters, self.state, resolved.region, now, resolved.member_brands, excluded, members
         )
         t1 = time.monotonic()
-        stages["resolve"] = t1 - t0
+        stages = {"resolve": t1 - t0}
 
-        page_end = (page.page + 1) * page.page_size
-        budget_short = page.deadline is not None and page.deadline - t1 < self.config.min_retrieval_seconds
+        page_size = page.page_size
+        page_end = (page.page + 1) * page_size
+        budget_short = page.deadline is not None and page.deadline - t1 < cfg.min_retrieval_seconds
         if resolved.query is None or budget_short:
             rec = self._fallback(rules, resolved, page, now, degraded=budget_short)
             rec.unknown_excluded = unknown
@@ -227,63 +253,111 @@ class Recommender:
             rec.stage_seconds = stages
             return rec
 
-        need = math.ceil(page_end * self.config.candidates_factor)
+        need = math.ceil(page_end * cfg.candidates_factor)
+        query = resolved.query
+        if storefront:
+            new_slots = cfg.new_slots(page_size)
+            popularity = self._stage_weights(resolved.lifecycle)["popularity"]
+            with_new = bool(new_slots or cfg.new_item_boost)
+            with_popular = popularity > 0 and cfg.popular_candidates > 0
+        else:
+            new_slots, popularity, with_new, with_popular = 0, 0.0, False, False
+        kwargs = self._rank_kwargs(resolved, page, now, new_slots, popularity, storefront, members)
+
+        first = None
+        if not (with_new or with_popular):
+            # ANN is the only source: rank its first search's results under the rules, so the
+            # ranking kernel's eligibility check is the only one; when that search fills the page
+            # (the usual case) this is retrieve's `ann` result ranked, with one Rust call fewer.
+            n = self.n
+            need_n = max(1, min(need, n))
+            plan = self._ann_plans.get(need_n)
+            if plan is None:
+                if len(self._ann_plans) >= _CACHE_LIMIT:
+                    self._ann_plans.clear()
+                plan = self._ann_plans[need_n] = first_ann_plan(self.index, need_n, n, self.retrieval)
+            depth = plan[0]
+            rows, rel = search_index(self.index, query, depth, plan[1])
+            t2 = time.monotonic()
+            out = self.catalog.rank(rules, rows, rel, self._sources(SOURCE_ANN, len(rows)), **kwargs)
+            t3 = time.monotonic()
+            found, got_n = out[3], len(rows)
+            partial = page.deadline is not None and t3 > page.deadline
+            if ann_accepts(found, got_n, depth, need_n, n, partial):
+                stages["retrieve"] = t2 - t1
+                stages["rank"] = t3 - t2
+                estimate = round(found / max(got_n, 1) * n)
+                return self._respond(out, page, resolved.cold, partial, estimate, unknown, stages)
+            first = (rows, rel)  # not enough eligible near the query: retrieve goes on from here
+
         got = retrieve(
-            self.index, self.vectors, self.catalog, rules, resolved.query, need, self.retrieval, page.deadline
+            self.index,
+            self.vectors,
+            self.catalog,
+            rules,
+            query,
+            need,
+            self.retrieval,
+            page.deadline,
+            first=first,
         )
-        rows = [got.rows]
-        rel = [got.relevance]
-        src = [np.full(len(got.rows), _STRATEGY_SOURCE[got.strategy], np.uint8)]
-        new_window = int(self.config.new_item_window_days * DAY)
-        new_slots = self.config.new_slots(page.page_size) if similar_to is None else 0
-        if similar_to is None and (new_slots or self.config.new_item_boost):
-            new_rows, new_rel = self._new_items(rules, resolved.query, now, new_window, page_end)
-            rows.append(new_rows)
-            rel.append(new_rel)
-            src.append(np.full(len(new_rows), SOURCE_NEW, np.uint8))
-        popularity = self.config.stage(resolved.lifecycle)["popularity"] if similar_to is None else 0.0
-        if similar_to is None and popularity > 0 and self.config.popular_candidates > 0:
-            pop_rows = self._popular_rows(resolved.region)[: self.config.popular_candidates]
-            pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
-            rows.append(pop_rows)
-            rel.append(
-                self.vectors[pop_rows] @ resolved.query[0] if len(pop_rows) else np.empty(0, np.float32)
-            )
-            src.append(np.full(len(pop_rows), SOURCE_POPULAR, np.uint8))
+        rows, rel = got.rows, got.relevance
+        src = self._sources(_STRATEGY_SOURCE[got.strategy], len(rows))
+        if with_new or with_popular:
+            more_rows, more_rel, more_src = [rows], [rel], [src]
+            if with_new:
+                new_rows, new_rel = self._new_items(rules, query, now, self._new_window, page_end)
+                more_rows.append(new_rows)
+                more_rel.append(new_rel)
+                more_src.append(self._sources(SOURCE_NEW, len(new_rows)))
+            if with_popular:
+                pop_rows = self._popular_rows(resolved.region)[: cfg.popular_candidates]
+                pop_rows = pop_rows[self.catalog.check_rows(rules, pop_rows).view(bool)]
+                more_rows.append(pop_rows)
+                more_rel.append(self.vectors[pop_rows] @ query[0] if len(pop_rows) else _NO_SCORES)
+                more_src.append(self._sources(SOURCE_POPULAR, len(pop_rows)))
+            rows, rel, src = np.concatenate(more_rows), np.concatenate(more_rel), np.concatenate(more_src)
         t2 = time.monotonic()
         stages["retrieve"] = t2 - t1
 
-        kwargs = self._rank_kwargs(resolved, page, now, new_window, new_slots, popularity, similar_to is None)
-        if len(rows) == 1:
-            rows, rel, src = rows[0], rel[0], src[0]
-        else:
-            rows, rel, src = np.concatenate(rows), np.concatenate(rel), np.concatenate(src)
+        if rows.dtype != _I64:
+            rows = rows.astype(np.int64)
+        if rel.dtype != _F32:
+            rel = rel.astype(np.float32)
         # Every source above passed the eligibility check already: no second check here.
-        out = self.catalog.rank(
-            None, rows.astype(np.int64, copy=False), rel.astype(np.float32, copy=False), src, **kwargs
-        )
+        out = self.catalog.rank(None, rows, rel, src, **kwargs)
         stages["rank"] = time.monotonic() - t2
-        rec = self._respond(out, page, cold=resolved.cold, degraded=got.partial)
-        rec.eligible_count = got.eligible_count
-        rec.unknown_excluded = unknown
-        rec.stage_seconds = stages
-        return rec
+        return self._respond(out, page, resolved.cold, got.partial, got.eligible_count, unknown, stages)
+
+    def _sources(self, source: int, n: int) -> np.ndarray:
+        """``uint8[n]`` filled with ``source``: a view of a read-only array made at load."""
+        if n <= _SOURCE_FILL_LEN:
+            return self._source_fill[source][:n]
+        return np.full(n, source, np.uint8)
+
+    def _stage_weights(self, lifecycle: str) -> dict[str, float]:
+        weights = self._stage_cache.get(lifecycle)
+        if weights is None:
+            weights = self.config.stage(lifecycle)
+        return weights
 
     def _excluded(
         self, shopper: Shopper, resolved: Resolved, similar_to: int | None
     ) -> tuple[np.ndarray, int]:
-        if not len(resolved.purchased_rows) and not shopper.exclude_items and similar_to is None:
+        purchased = resolved.purchased_rows
+        if not len(purchased) and not shopper.exclude_items and similar_to is None:
             return _NO_ROWS, 0
-        parts = [resolved.purchased_rows]
         unknown = 0
+        excluded = purchased.tolist()
         if shopper.exclude_items:
             rows = self.bundle.item_rows(list(shopper.exclude_items))
-            unknown = int((rows < 0).sum())
-            parts.append(rows[rows >= 0])
+            known = rows >= 0
+            unknown = len(rows) - int(np.count_nonzero(known))
+            excluded += rows[known].tolist()
         if similar_to is not None:
-            parts.append(np.array([similar_to], np.int64))
-        excluded = np.unique(np.concatenate(parts).astype(np.int64, copy=False))
-        return excluded, unknown
+            excluded.append(similar_to)
+        # sorted(set()) is np.unique's result, without its array set-up costs on a few rows
+        return np.array(sorted(set(excluded)), np.int64), unknown
 
     def _new_items(self, rules, query, now: int, window: int, page_end: int):
         """The most recently launched items (within the new-item window) that are eligible."""
@@ -300,40 +374,67 @@ class Recommender:
         rows = np.asarray(self.region_popular[region], dtype=np.int64)
         return rows[rows >= 0]
 
-    def _rank_kwargs(self, resolved, page: Page, now, new_window, new_slots, popularity, storefront: bool):
+    def _rank_kwargs(
+        self, resolved, page: Page, now, new_slots, popularity, storefront: bool, members=None
+    ) -> dict:
         cfg = self.config
-        stage = cfg.stage(resolved.lifecycle)
-        kwargs = dict(
-            page=page.page,
-            page_size=page.page_size,
-            now=now,
-            pool_per_page=page.page_size * cfg.candidates_factor,
-            limited_sources=SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT,
-            relevance_weight=stage["relevance"] if storefront else 1.0,
-            popularity_weight=popularity,
-            max_per_brand=cfg.max_per_brand,
-            max_per_category=cfg.max_per_category,
-        )
+        lifecycle = resolved.lifecycle
+        base = self._rank_base.get((lifecycle, storefront))
+        if base is None:
+            base = self._rank_base[(lifecycle, storefront)] = self._make_rank_base(lifecycle, storefront)
+        page_size = page.page_size
+        kwargs = {
+            **base,
+            "page": page.page,
+            "page_size": page_size,
+            "now": now,
+            "pool_per_page": page_size * cfg.candidates_factor,
+            "popularity_weight": popularity,
+        }
         if not storefront:
             return kwargs
-        kwargs.update(
-            new_boost=cfg.new_item_boost + stage["novelty"], new_window=new_window, new_slots=new_slots
-        )
-        if len(self.campaign_segments):
-            active = ((self.campaign_segments & np.uint64(resolved.segments)) != 0) | self.campaign_everyone
-            kwargs["campaign_boost"] = np.where(active, self.campaign_boosts, 0).astype(np.float32)
+        kwargs["new_slots"] = new_slots
+        if self._has_campaigns:
+            kwargs["campaign_boost"] = self._campaign_boost(resolved.segments)
         if len(resolved.member_brands):
-            members = np.zeros(len(self.rules.brands), np.uint8)
-            members[resolved.member_brands] = 1
-            kwargs["member_brands"] = members
-            loyal = resolved.lifecycle == "loyalty"
-            kwargs["member_boost"] = cfg.loyalty_member_boost if loyal else cfg.member_boost
-        if resolved.lifecycle == "purchase" and len(resolved.recent_rows):
+            boost = cfg.loyalty_member_boost if lifecycle == "loyalty" else cfg.member_boost
+            if boost:  # (a zero boost leaves scores and reasons alone: the mask is not read)
+                if members is None:
+                    members = self.rules.member_mask(resolved.member_brands)
+                kwargs["member_brands"] = members
+                kwargs["member_boost"] = boost
+        if lifecycle == "purchase" and len(resolved.recent_rows):
             considered = np.zeros(self.n_categories, np.uint8)
             considered[self.category_of[resolved.recent_rows]] = 1
             kwargs["considered_categories"] = considered
             kwargs["considered_boost"] = cfg.considered_boost
         return kwargs
+
+    def _make_rank_base(self, lifecycle: str, storefront: bool) -> dict:
+        """The rank arguments that depend only on the bundle and the lifecycle stage."""
+        cfg = self.config
+        stage = cfg.stage(lifecycle)
+        base = dict(
+            limited_sources=SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT,
+            relevance_weight=stage["relevance"] if storefront else 1.0,
+            max_per_brand=cfg.max_per_brand,
+            max_per_category=cfg.max_per_category,
+        )
+        if storefront:
+            base.update(new_boost=cfg.new_item_boost + stage["novelty"], new_window=self._new_window)
+        return base
+
+    def _campaign_boost(self, segments: int) -> np.ndarray:
+        """float32[campaigns]: each campaign's boost if aimed at one of ``segments``, else 0."""
+        boost = self._campaign_cache.get(segments)
+        if boost is None:
+            active = ((self.campaign_segments & np.uint64(segments)) != 0) | self.campaign_everyone
+            boost = np.where(active, self.campaign_boosts, 0).astype(np.float32)
+            boost.flags.writeable = False
+            if len(self._campaign_cache) >= _CACHE_LIMIT:
+                self._campaign_cache.clear()
+            self._campaign_cache[segments] = boost
+        return boost
 
     def _fallback(self, rules, resolved: Resolved, page: Page, now: int, degraded: bool) -> Recommendation:
         """The region-popular list (eligible items only), in popularity order."""
@@ -353,21 +454,30 @@ class Recommender:
         rec.eligible_count = out[3]
         return rec
 
-    def _respond(self, out, page: Page, cold: bool, degraded: bool) -> Recommendation:
+    def _respond(
+        self, out, page: Page, cold: bool, degraded: bool, eligible_count=0, unknown=0, stages=None
+    ) -> Recommendation:
         rows, scores, reasons, _pool = out
         return Recommendation(
-            item_ids=self.ids[rows].tolist(),
-            rows=rows,
-            scores=scores,
-            bundle_version=self.version,
-            degraded=degraded,
-            cold=cold,
-            reasons=[explain(int(b)) for b in reasons] if page.explain else None,
+            self.ids[rows].tolist(),
+            rows,
+            scores,
+            self.version,
+            degraded,
+            cold,
+            [explain(int(b)) for b in reasons] if page.explain else None,
+            eligible_count,
+            unknown,
+            {} if stages is None else stages,
         )
 
 
 def _check_page(page: Page) -> None:
     size = page.page_size
+    # The usual request, in plain ints: three comparisons instead of the checks below.
+    if type(size) is int and 1 <= size <= MAX_PAGE_SIZE and type(page.page) is int and page.page >= 0:
+        if page.now is None or math.isfinite(page.now):
+            return
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidInputError(f"page.page_size: must be between 1 and {MAX_PAGE_SIZE}, got {size!r}")
     if isinstance(page.page, bool) or not isinstance(page.page, (int, np.integer)) or page.page < 0:

@@ -57,7 +57,7 @@ class RetrievalConfig:
         return cls(**values)
 
 
-@dataclass
+@dataclass(slots=True)
 class Retrieved:
     """Candidates of one query: ``rows`` int64 and ``relevance`` float32 (inner products), best
     first; ``eligible_count`` exact, or estimated from a sample for ``ann``."""
@@ -96,13 +96,20 @@ def _make_params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel)
     return faiss.SearchParameters(sel=sel) if sel is not None else None
 
 
-_KINDS: dict[int, tuple[faiss.Index, str]] = {}
+_KINDS: dict[int, tuple] = {}
 
 
-def _index_kind(index: faiss.Index) -> str:
+def _index_info(index: faiss.Index) -> tuple:
+    """``(index, kind, d, search_c)``, cached per index object: SWIG attribute reads and FAISS's
+    Python wrappers cost microseconds each, a noticeable share of a ~300 us request."""
     cached = _KINDS.get(id(index))
     if cached is not None and cached[0] is index:
-        return cached[1]
+        return cached
+    cached = _KINDS[id(index)] = _describe(index)  # holds the index: its id is not reused
+    return cached
+
+
+def _describe(index: faiss.Index) -> tuple:
     real = faiss.downcast_index(index)
     if isinstance(real, faiss.IndexHNSW):
         kind = "hnsw"
@@ -110,15 +117,48 @@ def _index_kind(index: faiss.Index) -> str:
         kind = "ivf"
     else:
         kind = "flat"
-    _KINDS[id(index)] = (index, kind)  # holds the index: the id is not reused while cached
-    return kind
+    return index, kind, int(index.d), _search_c(index)
+
+
+def _search_c(index: faiss.Index):
+    """``fn(index, n, x_ptr, k, distances_ptr, labels_ptr, params)``: the SWIG function behind
+    ``index.search_c`` (that method is a Python def forwarding to it), else ``search_c`` itself."""
+    for cls in type(index).__mro__:
+        if "search_c" in cls.__dict__:
+            fn = getattr(faiss._swigfaiss, cls.__name__ + "_search", None)
+            return cls.__dict__["search_c"] if fn is None else fn
+    return type(index).search_c
+
+
+def _index_kind(index: faiss.Index) -> str:
+    return _index_info(index)[1]
+
+
+_F32, _I64 = np.dtype(np.float32), np.dtype(np.int64)
+_swig_ptr = faiss._swigfaiss.swig_ptr  # the builtin, not faiss.swig_ptr's Python forwarder
 
 
 def search(index: faiss.Index, query: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
-    """One query's top ``k``: ``(rows int64[<=k], scores float32[<=k])``, -1 padding removed."""
-    scores, rows = index.search(query, k, params=params)
-    keep = rows[0] >= 0
-    return rows[0][keep], scores[0][keep]
+    """One query's top ``k``: ``(rows int64[<=k], scores float32[<=k])``, -1 padding removed.
+
+    Calls FAISS's SWIG search directly, past its Python wrapper (shape checks and conversions done
+    here once)."""
+    info = _KINDS.get(id(index))
+    if info is None or info[0] is not index:
+        # Not cached: a downcast sub-index (HNSW storage) is a new wrapper object on every call.
+        info = _describe(index)
+    d = info[2]
+    if query.dtype != _F32 or not query.flags.c_contiguous or query.shape != (1, d):
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        if query.shape != (1, d):
+            raise ValueError(f"query: expected shape (1, {d}), got {query.shape}")
+    scores = np.empty(k, _F32)
+    rows = np.empty(k, _I64)
+    info[3](index, 1, _swig_ptr(query), k, _swig_ptr(scores), _swig_ptr(rows), params)
+    if k and rows[k - 1] < 0:  # FAISS pads a short result with -1, at the end
+        keep = rows >= 0
+        return rows[keep], scores[keep]
+    return rows, scores
 
 
 def exact_search(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int):
@@ -152,11 +192,13 @@ def retrieve(
     config: RetrievalConfig,
     deadline: float | None = None,
     force: str | None = None,
+    first: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
-    ``force`` picks a strategy instead of the thresholds (tests and benchmarks).
+    ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``first``: the
+    unchecked ``(rows, scores)`` of the search ``first_ann_plan`` describes, when the caller ran it.
     """
     n = len(catalog)
     need = max(1, min(need, n))
@@ -164,7 +206,7 @@ def retrieve(
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
         # around the query, which sets how deep to go or whether to switch strategy.
-        got = _ann(index, catalog, rules, query, need, config, deadline, forced=force == "ann")
+        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", first)
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
@@ -180,27 +222,59 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def _ann(index, catalog, rules, query, need, config, deadline, forced) -> Retrieved | None:
-    n = len(catalog)
+def first_ann_plan(index: faiss.Index, need: int, n: int, config: RetrievalConfig) -> tuple[int, object]:
+    """``(depth, params)`` of ``retrieve``'s first ANN search for ``need`` (clamped to 1..n) among
+    ``n`` items: the same for every request with that need, so callers may keep it.
+
+    A caller that runs this search itself (``search(index, query, depth, params)``) and checks its
+    rows' eligibility on its own (the ranking kernel) has ``retrieve``'s ``ann`` result when
+    ``ann_accepts`` says so; otherwise it passes the rows and scores to ``retrieve(first=...)``,
+    which continues from them."""
+    depth = _first_depth(need, n, config)
+    return depth, _params(index, _ann_breadth(_index_kind(index), depth, depth, config), config)
+
+
+def ann_accepts(found: int, got: int, depth: int, need: int, n: int, partial: bool) -> bool:
+    """Whether an ANN search of ``depth`` that returned ``got`` rows, ``found`` of them eligible,
+    ends the ``ann`` strategy."""
+    return found >= need or depth >= n or got < depth or partial
+
+
+def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:
     # A little over the need costs nothing while within HNSW's efSearch, and spares a second
     # search when a few of the nearest items are ineligible.
-    depth = first_depth = min(n, max(need, math.ceil(need * config.first_margin)))
+    return min(n, max(need, math.ceil(need * config.first_margin)))
+
+
+def _ann_breadth(kind: str, depth: int, first_depth: int, config: RetrievalConfig) -> int:
+    # HNSW needs efSearch >= depth; IVF probes more lists as the search deepens (the deeper
+    # neighbours sit in farther lists), by the square root of the deepening.
+    if kind == "hnsw":
+        return math.ceil(depth * config.ann_breadth)
+    return math.ceil(config.nprobe * math.sqrt(depth / first_depth))
+
+
+def _ann(index, catalog, n, rules, query, need, config, deadline, forced, first=None) -> Retrieved | None:
+    depth = first_depth = _first_depth(need, n, config)
     max_depth = n if forced else config.max_ann_depth
+    kind = _index_info(index)[1]
     while True:
-        # HNSW needs efSearch >= depth; IVF probes more lists as the search deepens (the deeper
-        # neighbours sit in farther lists), by the square root of the deepening.
-        if _index_kind(index) == "hnsw":
-            breadth = math.ceil(depth * config.ann_breadth)
+        if first is not None:
+            (rows, scores), first = first, None
         else:
-            breadth = math.ceil(config.nprobe * math.sqrt(depth / first_depth))
-        rows, scores = search(index, query, depth, _params(index, breadth, config))
-        ok = catalog.check_rows(rules, rows).view(bool)
-        found = int(ok.sum())
-        seen = found / max(len(rows), 1)  # eligible share among the nearest items
+            breadth = _ann_breadth(kind, depth, first_depth, config)
+            rows, scores = search(index, query, depth, _params(index, breadth, config))
+        ok = catalog.check_rows(rules, rows)
+        found = int(np.count_nonzero(ok))  # a Python int: numpy scalars are slow in the arithmetic below
+        got = len(rows)
+        seen = found / max(got, 1)  # eligible share among the nearest items
         partial = deadline is not None and time.monotonic() > deadline
-        if found >= need or depth >= n or len(rows) < depth or partial:
+        if ann_accepts(found, got, depth, need, n, partial):
             est = round(seen * n)
-            return Retrieved(rows[ok], scores[ok], "ann", est, count_estimated=True, partial=partial)
+            if found < got:  # (all eligible, the usual case, needs no copies)
+                ok = ok.view(np.bool_)
+                rows, scores = rows[ok], scores[ok]
+            return Retrieved(rows, scores, "ann", est, count_estimated=True, partial=partial)
         if not forced and seen < config.ann_min_fraction:
             return None  # few eligible near the query: the bitset strategies take over
         # Deepen by the share actually observed, with a margin.

@@ -107,6 +107,11 @@ def response_of(rec: t.Recommendation, live: Any, details: bool) -> pb.Recommend
     return reply
 
 
+# The stage histogram's labelled children, kept: ``labels()`` takes a lock and builds a key on
+# every call, three times a request (the children themselves are what it would return).
+_STAGE_CHILDREN: dict[tuple[str, str], Any] = {}
+
+
 class RecommenderServicer(pb_grpc.RecommenderServicer):
     def __init__(self, worker: Worker):
         self.worker = worker
@@ -122,7 +127,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         req = request_of(request, page_of(page, context))
         rec = answer(req)
         for stage, seconds in rec.stage_seconds.items():
-            metrics.STAGE.labels(method, stage).observe(seconds)
+            child = _STAGE_CHILDREN.get((method, stage))
+            if child is None:
+                child = _STAGE_CHILDREN[(method, stage)] = metrics.STAGE.labels(method, stage)
+            child.observe(seconds)
         if rec.degraded:
             metrics.DEGRADED.labels(method).inc()
         return response_of(rec, live, page.with_details)
