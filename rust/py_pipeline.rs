@@ -10,7 +10,7 @@ use numpy::{
 };
 use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
-    self as elig, Eligibility, ItemColumns, LiveState, Packed, Rules as CoreRules,
+    self as elig, Eligibility, ItemColumns, LiveState, Packed, Records, Rules as CoreRules,
 };
 use peakrec_core::rank::{self, RankColumns, RankParams};
 use peakrec_core::CoreError;
@@ -52,7 +52,7 @@ pub struct Catalog {
     n: usize,
     /// The static columns as one record per item: ~48 bytes an item, copied once per worker, so a
     /// scattered candidate costs one cache miss for them instead of one per column.
-    packed: Vec<Packed>,
+    packed: Option<Records>,
 }
 
 /// One request's restrictions plus the live item state it reads.
@@ -231,7 +231,7 @@ impl Catalog {
             campaigns,
             popularity,
             n,
-            packed: Vec::new(),
+            packed: None,
         };
         // Validate shapes and contiguity once, here, rather than on the first request.
         let b = catalog.borrow(py);
@@ -251,7 +251,7 @@ impl Catalog {
         let packed = elig::pack(&b.items(py)?, cols.campaigns, cols.popularity)
             .map_err(|e| to_py_err(py, e))?;
         drop(b);
-        catalog.packed = packed;
+        catalog.packed = Some(packed);
         Ok(catalog)
     }
 
@@ -409,7 +409,7 @@ type RankOutput<'py> = (
 impl Catalog {
     fn borrow<'a>(&'a self, py: Python<'a>) -> CatalogBorrow<'a> {
         CatalogBorrow {
-            packed: (self.packed.len() == self.n).then_some(self.packed.as_slice()),
+            packed: self.packed.as_ref().map(Records::as_slice),
             brand: self.brand.bind(py).readonly(),
             category: self.category.bind(py).readonly(),
             regions: self.regions.bind(py).readonly(),
