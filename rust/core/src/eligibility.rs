@@ -65,14 +65,17 @@ impl ItemColumns<'_> {
 }
 
 /// The per-item fields the eligibility check and the score read, in one record per row: a check
-/// of a scattered candidate then costs one or two cache misses here instead of one per column.
-#[repr(C)]
+/// of a scattered candidate then costs one cache miss here instead of one per column. Aligned to
+/// a 64-byte line so a record never straddles two.
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Packed {
     pub launch_ts: i64,
     pub presale_start: i64,
     pub presale_end: i64,
     pub campaigns: u64,
+    /// The item's first regions word (regions 0..64), so most requests read no regions column.
+    pub region0: u64,
     pub brand: i32,
     pub category: i32,
     pub popularity: f32,
@@ -95,6 +98,7 @@ pub fn pack(items: &ItemColumns<'_>, campaigns: &[u64], popularity: &[f32]) -> R
         presale_start: items.presale_start[i],
         presale_end: items.presale_end[i],
         campaigns: campaigns[i],
+        region0: items.regions[i * items.region_words],
         brand: items.brand[i],
         category: items.category[i],
         popularity: popularity[i],
@@ -256,14 +260,22 @@ impl<'a> Eligibility<'a> {
         self.items.is_empty()
     }
 
+    /// The regions word of `row` holding the request's region; `p` is the row's record.
+    #[inline]
+    fn region_word(&self, row: usize, p: &Packed) -> u64 {
+        let (it, region) = (&self.items, self.rules.region);
+        if region < 64 && it.packed.is_some() {
+            p.region0
+        } else {
+            it.regions[row * it.region_words + (region >> 6)]
+        }
+    }
+
     /// Every rule except the exclusion list.
     #[inline]
     fn passes(&self, row: usize) -> bool {
         let (it, live, r) = (&self.items, &self.live, &self.rules);
         if live.stock[row] <= 0 || live.available[row] == 0 {
-            return false;
-        }
-        if (it.regions[row * it.region_words + (r.region >> 6)] >> (r.region & 63)) & 1 == 0 {
             return false;
         }
         let price = live.price[row];
@@ -277,12 +289,16 @@ impl<'a> Eligibility<'a> {
                 presale_start: it.presale_start[row],
                 presale_end: it.presale_end[row],
                 campaigns: 0,
+                region0: 0,
                 brand: it.brand[row],
                 category: it.category[row],
                 popularity: 0.0,
                 member_only: it.member_only[row],
             },
         };
+        if (self.region_word(row, &p) >> (r.region & 63)) & 1 == 0 {
+            return false;
+        }
         if !mask_allows(r.brand_ok, p.brand) || !mask_allows(r.category_ok, p.category) {
             return false;
         }
@@ -310,8 +326,8 @@ impl<'a> Eligibility<'a> {
     /// of waiting on one another behind mispredicted early exits (a third of rows fail at random).
     #[inline]
     pub fn admits(&self, row: usize, p: &Packed) -> bool {
-        let (it, live, r) = (&self.items, &self.live, &self.rules);
-        let region = (it.regions[row * it.region_words + (r.region >> 6)] >> (r.region & 63)) & 1;
+        let (live, r) = (&self.live, &self.rules);
+        let region = (self.region_word(row, p) >> (r.region & 63)) & 1;
         let price = live.price[row];
         let member_ok = p.member_only == 0
             || (r.member_brands.is_some() && mask_allows(r.member_brands, p.brand));

@@ -191,6 +191,7 @@ pub fn rank(
                 presale_start: 0,
                 presale_end: 0,
                 campaigns: cols.campaigns[r],
+                region0: 0,
                 brand: cols.brand[r],
                 category: cols.category[r],
                 popularity: cols.popularity[r],
