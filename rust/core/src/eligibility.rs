@@ -271,6 +271,13 @@ impl<'a> Eligibility<'a> {
         }
     }
 
+    /// On sale and in stock (live state only): a cheap first test that spares a candidate that
+    /// fails it the load of its record.
+    #[inline]
+    pub fn on_sale(&self, row: usize) -> bool {
+        self.live.available[row] != 0 && self.live.stock[row] > 0
+    }
+
     /// Every rule except the exclusion list.
     #[inline]
     fn passes(&self, row: usize) -> bool {

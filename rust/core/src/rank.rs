@@ -184,6 +184,9 @@ pub fn rank(
     for i in 0..pool.len() {
         let s = pool[i];
         let r = s.row as usize;
+        if fused && !eligible.is_some_and(|e| e.on_sale(r)) {
+            continue;
+        }
         let p = match cols.packed {
             Some(packed) => packed[r],
             None => Packed {
