@@ -289,6 +289,7 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
         || params.max_per_category != 0
         || cap > MAX_CAP
         || (params.new_slots > 0 && pool.iter().any(|s| s.new))
+        || pool.iter().any(|s| s.row > u32::MAX as i64)
     {
         return None;
     }
@@ -297,10 +298,15 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
     } else {
         u32::MAX
     };
+    // Best first as one integer (descending score, then ascending row; rows are distinct), so
+    // comparisons need not look into the pool.
+    let key = |s: &Scored| ((!ordered_bits(s.score)) as u64) << 32 | s.row as u64;
     let usable = |s: &Scored| s.rel_rank < limit;
-    let mut picks: Vec<u32> = if cap == 0 {
-        (0..pool.len() as u32)
-            .filter(|&i| usable(&pool[i as usize]))
+    let mut picks: Vec<(u64, u32)> = if cap == 0 {
+        pool.iter()
+            .enumerate()
+            .filter(|(_, s)| usable(s))
+            .map(|(i, s)| (key(s), i as u32))
             .collect()
     } else {
         let slots = pool
@@ -310,44 +316,45 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
         if slots.saturating_mul(cap) > 4 * pool.len() + 4096 {
             return None; // sparse brand indices: the table would cost more than the fill
         }
-        // Each brand's best `cap` pool indices, best first.
-        let mut best = vec![0u32; slots * cap];
+        // Each brand's best `cap` candidates, best first.
+        let mut best = vec![(0u64, 0u32); slots * cap];
         let mut lens = vec![0u32; slots];
+        let mut usable_count = 0usize;
         for (i, s) in pool.iter().enumerate() {
             if !usable(s) {
                 continue;
             }
+            usable_count += 1;
+            let k = key(s);
             let b = slot(s.brand);
             let list = &mut best[b * cap..(b + 1) * cap];
             let len = lens[b] as usize;
-            if len == cap && better(s, &pool[list[cap - 1] as usize]).is_gt() {
+            if len == cap && k > list[cap - 1].0 {
                 continue;
             }
             let mut j = len.min(cap - 1);
-            while j > 0 && better(s, &pool[list[j - 1] as usize]).is_lt() {
+            while j > 0 && k < list[j - 1].0 {
                 list[j] = list[j - 1];
                 j -= 1;
             }
-            list[j] = i as u32;
+            list[j] = (k, i as u32);
             lens[b] = (len + 1).min(cap) as u32;
         }
         let mut picks = Vec::with_capacity(params.page_size.min(pool.len()));
         for (b, &len) in lens.iter().enumerate() {
             picks.extend_from_slice(&best[b * cap..b * cap + len as usize]);
         }
-        if picks.len() < params.page_size && pool.iter().filter(|s| usable(s)).count() > picks.len()
-        {
+        if picks.len() < params.page_size && usable_count > picks.len() {
             return None;
         }
         picks
     };
-    let by_score = |a: &u32, b: &u32| better(&pool[*a as usize], &pool[*b as usize]);
     if picks.len() > params.page_size {
-        picks.select_nth_unstable_by(params.page_size - 1, by_score);
+        picks.select_nth_unstable(params.page_size - 1);
         picks.truncate(params.page_size);
     }
-    picks.sort_unstable_by(by_score);
-    Some(picks)
+    picks.sort_unstable();
+    Some(picks.into_iter().map(|(_, i)| i).collect())
 }
 
 /// Relevance plus the business terms of one candidate whose item record is `p`.
