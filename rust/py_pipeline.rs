@@ -2,7 +2,8 @@
 //!
 //! A `Catalog` holds the bundle's item columns (read-only, usually memory-mapped) once per bundle;
 //! a `Rules` holds one request's restrictions and the live item state. Every call borrows the
-//! arrays zero-copy and releases the GIL around the work.
+//! arrays zero-copy and releases the GIL around the work, except for small batches (see
+//! `DETACH_ABOVE`).
 
 use crate::to_py_err;
 use numpy::{
@@ -62,8 +63,8 @@ pub struct Catalog {
     campaigns: Py<PyArray1<u64>>,
     popularity: Py<PyArray1<f32>>,
     n: usize,
-    /// The static columns as one record per item: ~48 bytes an item, copied once per worker, so a
-    /// scattered candidate costs one cache miss for them instead of one per column.
+    /// The static columns (and the first regions word) as one 64-byte record per item, copied once
+    /// per worker, so a scattered candidate costs one cache miss for them instead of one per column.
     packed: Option<Records>,
 }
 
