@@ -2,7 +2,8 @@
 //!
 //! A `Catalog` holds the bundle's item columns (read-only, usually memory-mapped) once per bundle;
 //! a `Rules` holds one request's restrictions and the live item state. Every call borrows the
-//! arrays zero-copy and releases the GIL around the work.
+//! arrays zero-copy and releases the GIL around the work, except for small batches (see
+//! `DETACH_ABOVE`).
 
 use crate::to_py_err;
 use numpy::{
@@ -10,7 +11,7 @@ use numpy::{
 };
 use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
-    self as elig, Eligibility, ItemColumns, LiveState, Packed, Rules as CoreRules,
+    self as elig, Eligibility, ItemColumns, LiveState, Packed, Records, Rules as CoreRules,
 };
 use peakrec_core::rank::{self, RankColumns, RankParams};
 use peakrec_core::CoreError;
@@ -37,6 +38,18 @@ fn opt_slice<'a>(
     arr.as_ref().map(|a| slice(py, a, name)).transpose()
 }
 
+/// Candidates below which a call keeps the GIL: releasing and re-taking it costs ~1-2 µs, as
+/// much as checking a thousand candidates; bigger batches release it so other threads run.
+const DETACH_ABOVE: usize = 20_000;
+
+fn detach_if_large<T: Send>(py: Python<'_>, items: usize, f: impl Send + FnOnce() -> T) -> T {
+    if items > DETACH_ABOVE {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
 /// A bundle's item columns, row-aligned (see docs/bundle-format.md).
 #[pyclass(frozen, module = "peakrec._core")]
 pub struct Catalog {
@@ -50,9 +63,9 @@ pub struct Catalog {
     campaigns: Py<PyArray1<u64>>,
     popularity: Py<PyArray1<f32>>,
     n: usize,
-    /// The static columns as one record per item: ~48 bytes an item, copied once per worker, so a
-    /// scattered candidate costs one cache miss for them instead of one per column.
-    packed: Vec<Packed>,
+    /// The static columns (and the first regions word) as one 64-byte record per item, copied once
+    /// per worker, so a scattered candidate costs one cache miss for them instead of one per column.
+    packed: Option<Records>,
 }
 
 /// One request's restrictions plus the live item state it reads.
@@ -231,7 +244,7 @@ impl Catalog {
             campaigns,
             popularity,
             n,
-            packed: Vec::new(),
+            packed: None,
         };
         // Validate shapes and contiguity once, here, rather than on the first request.
         let b = catalog.borrow(py);
@@ -251,7 +264,7 @@ impl Catalog {
         let packed = elig::pack(&b.items(py)?, cols.campaigns, cols.popularity)
             .map_err(|e| to_py_err(py, e))?;
         drop(b);
-        catalog.packed = packed;
+        catalog.packed = Some(packed);
         Ok(catalog)
     }
 
@@ -297,7 +310,8 @@ impl Catalog {
         let rb = RulesBorrow::new(py, rules);
         let e = eligibility(py, cb.items(py)?, &rb, rules)?;
         let rows = slice(py, &rows, "rows")?;
-        Ok(py.detach(|| e.check_rows(rows)).into_pyarray(py))
+        let ok = detach_if_large(py, rows.len(), || e.check_rows(rows));
+        Ok(PyArray1::from_slice(py, &ok))
     }
 
     /// Ranks candidates into one page: `(rows int64, scores float32, reasons uint32, pool)`.
@@ -376,24 +390,24 @@ impl Catalog {
         );
         let members = opt_slice(py, &member_brands, "member_brands")?;
         let considered = opt_slice(py, &considered_categories, "considered_categories")?;
-        let ranked = py
-            .detach(|| {
-                rank::rank(
-                    &cols,
-                    &params,
-                    e.as_ref(),
-                    members,
-                    considered,
-                    rows,
-                    relevance,
-                    sources,
-                )
-            })
-            .map_err(|err| to_py_err(py, err))?;
+        let work = || {
+            rank::rank(
+                &cols,
+                &params,
+                e.as_ref(),
+                members,
+                considered,
+                rows,
+                relevance,
+                sources,
+            )
+        };
+        let ranked = detach_if_large(py, rows.len(), work).map_err(|err| to_py_err(py, err))?;
+        // Copies into numpy-owned arrays: for a page cheaper than wrapping the Vecs.
         Ok((
-            ranked.rows.into_pyarray(py),
-            ranked.scores.into_pyarray(py),
-            ranked.reasons.into_pyarray(py),
+            PyArray1::from_slice(py, &ranked.rows),
+            PyArray1::from_slice(py, &ranked.scores),
+            PyArray1::from_slice(py, &ranked.reasons),
             ranked.pool,
         ))
     }
@@ -409,7 +423,7 @@ type RankOutput<'py> = (
 impl Catalog {
     fn borrow<'a>(&'a self, py: Python<'a>) -> CatalogBorrow<'a> {
         CatalogBorrow {
-            packed: (self.packed.len() == self.n).then_some(self.packed.as_slice()),
+            packed: self.packed.as_ref().map(Records::as_slice),
             brand: self.brand.bind(py).readonly(),
             category: self.category.bind(py).readonly(),
             regions: self.regions.bind(py).readonly(),

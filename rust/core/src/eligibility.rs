@@ -65,14 +65,17 @@ impl ItemColumns<'_> {
 }
 
 /// The per-item fields the eligibility check and the score read, in one record per row: a check
-/// of a scattered candidate then costs one or two cache misses here instead of one per column.
-#[repr(C)]
+/// of a scattered candidate then costs one cache miss here instead of one per column. Aligned to
+/// a 64-byte line so a record never straddles two.
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Packed {
     pub launch_ts: i64,
     pub presale_start: i64,
     pub presale_end: i64,
     pub campaigns: u64,
+    /// The item's first regions word (regions 0..64), so most requests read no regions column.
+    pub region0: u64,
     pub brand: i32,
     pub category: i32,
     pub popularity: f32,
@@ -80,7 +83,7 @@ pub struct Packed {
 }
 
 /// Packs `items` (and the score's `campaigns` and `popularity` columns) into records.
-pub fn pack(items: &ItemColumns<'_>, campaigns: &[u64], popularity: &[f32]) -> Result<Vec<Packed>> {
+pub fn pack(items: &ItemColumns<'_>, campaigns: &[u64], popularity: &[f32]) -> Result<Records> {
     items.check()?;
     let n = items.len();
     if campaigns.len() != n || popularity.len() != n {
@@ -90,18 +93,82 @@ pub fn pack(items: &ItemColumns<'_>, campaigns: &[u64], popularity: &[f32]) -> R
             popularity.len()
         )));
     }
-    Ok((0..n)
-        .map(|i| Packed {
-            launch_ts: items.launch_ts[i],
-            presale_start: items.presale_start[i],
-            presale_end: items.presale_end[i],
-            campaigns: campaigns[i],
-            brand: items.brand[i],
-            category: items.category[i],
-            popularity: popularity[i],
-            member_only: items.member_only[i],
-        })
-        .collect())
+    Ok(Records::from_fn(n, |i| Packed {
+        launch_ts: items.launch_ts[i],
+        presale_start: items.presale_start[i],
+        presale_end: items.presale_end[i],
+        campaigns: campaigns[i],
+        region0: items.regions[i * items.region_words],
+        brand: items.brand[i],
+        category: items.category[i],
+        popularity: popularity[i],
+        member_only: items.member_only[i],
+    }))
+}
+
+/// The packed records of a catalogue, in memory backed by 2 MiB pages where the OS allows.
+///
+/// Candidates are scattered over tens of MB of records: with 4 KiB pages each one is a TLB miss
+/// and a page walk (more than the data miss itself), with 2 MiB pages the whole table is a few
+/// dozen TLB entries.
+pub struct Records {
+    ptr: std::ptr::NonNull<Packed>,
+    len: usize,
+}
+
+// SAFETY: `Records` owns its allocation like a `Box<[Packed]>`.
+unsafe impl Send for Records {}
+unsafe impl Sync for Records {}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+impl Records {
+    fn layout(len: usize) -> std::alloc::Layout {
+        let size = (len * std::mem::size_of::<Packed>()).next_multiple_of(HUGE_PAGE);
+        std::alloc::Layout::from_size_align(size.max(HUGE_PAGE), HUGE_PAGE)
+            .expect("record table size")
+    }
+
+    /// Records `0..len`, record `i` being `f(i)`.
+    pub fn from_fn(len: usize, mut f: impl FnMut(usize) -> Packed) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw as *mut Packed) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // Advised before the first write, so the pages are faulted in as huge pages.
+        #[cfg(target_os = "linux")]
+        // SAFETY: advice on memory this allocation owns; failure only means 4 KiB pages.
+        unsafe {
+            libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE);
+        }
+        for i in 0..len {
+            // SAFETY: `i < len` records fit in the allocation.
+            unsafe { ptr.as_ptr().add(i).write(f(i)) };
+        }
+        Records { ptr, len }
+    }
+
+    pub fn as_slice(&self) -> &[Packed] {
+        // SAFETY: `ptr` holds `len` initialised records for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `from_fn` with this same layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
+    }
 }
 
 /// Mutable per-item state (stock, price, availability), row-aligned with the bundle.
@@ -193,14 +260,29 @@ impl<'a> Eligibility<'a> {
         self.items.is_empty()
     }
 
+    /// The regions word of `row` holding the request's region; `p` is the row's record.
+    #[inline]
+    fn region_word(&self, row: usize, p: &Packed) -> u64 {
+        let (it, region) = (&self.items, self.rules.region);
+        if region < 64 && it.packed.is_some() {
+            p.region0
+        } else {
+            it.regions[row * it.region_words + (region >> 6)]
+        }
+    }
+
+    /// On sale and in stock (live state only): a cheap first test that spares a candidate that
+    /// fails it the load of its record.
+    #[inline]
+    pub fn on_sale(&self, row: usize) -> bool {
+        self.live.available[row] != 0 && self.live.stock[row] > 0
+    }
+
     /// Every rule except the exclusion list.
     #[inline]
     fn passes(&self, row: usize) -> bool {
         let (it, live, r) = (&self.items, &self.live, &self.rules);
         if live.stock[row] <= 0 || live.available[row] == 0 {
-            return false;
-        }
-        if (it.regions[row * it.region_words + (r.region >> 6)] >> (r.region & 63)) & 1 == 0 {
             return false;
         }
         let price = live.price[row];
@@ -214,12 +296,16 @@ impl<'a> Eligibility<'a> {
                 presale_start: it.presale_start[row],
                 presale_end: it.presale_end[row],
                 campaigns: 0,
+                region0: 0,
                 brand: it.brand[row],
                 category: it.category[row],
                 popularity: 0.0,
                 member_only: it.member_only[row],
             },
         };
+        if (self.region_word(row, &p) >> (r.region & 63)) & 1 == 0 {
+            return false;
+        }
         if !mask_allows(r.brand_ok, p.brand) || !mask_allows(r.category_ok, p.category) {
             return false;
         }
@@ -234,6 +320,36 @@ impl<'a> Eligibility<'a> {
         // Inside its presale window an item sells before launch; otherwise it must have launched.
         let in_presale = p.presale_start != 0 && r.now <= p.presale_end;
         in_presale || p.launch_ts <= r.now
+    }
+
+    /// The packed records the checks read, when the columns were packed.
+    pub fn packed(&self) -> Option<&'a [Packed]> {
+        self.items.packed
+    }
+
+    /// [`Self::contains`] for an in-range `row` whose packed record `p` the caller already
+    /// loaded (the ranking kernel reads it for the score too). Every test is evaluated and the
+    /// results and-ed without branching, so the loads of consecutive candidates overlap instead
+    /// of waiting on one another behind mispredicted early exits (a third of rows fail at random).
+    #[inline]
+    pub fn admits(&self, row: usize, p: &Packed) -> bool {
+        let (live, r) = (&self.live, &self.rules);
+        let region = (self.region_word(row, p) >> (r.region & 63)) & 1;
+        let price = live.price[row];
+        let member_ok = p.member_only == 0
+            || (r.member_brands.is_some() && mask_allows(r.member_brands, p.brand));
+        let in_presale = p.presale_start != 0 && r.now <= p.presale_end;
+        let ok = (live.stock[row] > 0)
+            & (live.available[row] != 0)
+            & (region != 0)
+            & (price >= r.price_min)
+            & (price <= r.price_max)
+            & mask_allows(r.brand_ok, p.brand)
+            & mask_allows(r.category_ok, p.category)
+            & member_ok
+            & !(p.presale_start != 0 && r.now < p.presale_start)
+            & (in_presale | (p.launch_ts <= r.now));
+        ok && (r.excluded.is_empty() || r.excluded.binary_search(&(row as i64)).is_err())
     }
 
     /// Is `row` eligible (`false` for rows out of range).

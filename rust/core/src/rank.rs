@@ -72,6 +72,8 @@ pub struct RankedPage {
 struct Scored {
     row: i64,
     score: f32,
+    /// Relevance as retrieved (best of duplicates), before weights and boosts.
+    rel: f32,
     reasons: u32,
     brand: i32,
     category: i32,
@@ -151,6 +153,7 @@ pub fn rank(
                 pool.push(Scored {
                     row,
                     score: rel,
+                    rel,
                     reasons: src as u32,
                     brand: 0,
                     category: 0,
@@ -163,18 +166,27 @@ pub fn rank(
             if last.row == row {
                 last.reasons |= src as u32;
                 last.score = last.score.max(rel);
+                last.rel = last.score;
                 break;
             }
             h += 1;
         }
     }
-    if let Some(e) = eligible {
-        pool.retain(|s| e.contains(s.row));
-    }
+    drop(table);
 
-    let relevance_of: Vec<f32> = pool.iter().map(|s| s.score).collect();
-    for s in pool.iter_mut() {
+    // One pass over the distinct candidates: check, score and compact in place. When the rules
+    // read the same packed records as the score, each record is loaded once for both.
+    let fused = match (eligible.and_then(|e| e.packed()), cols.packed) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        _ => false,
+    };
+    let mut kept = 0;
+    for i in 0..pool.len() {
+        let s = pool[i];
         let r = s.row as usize;
+        if fused && !eligible.is_some_and(|e| e.on_sale(r)) {
+            continue;
+        }
         let p = match cols.packed {
             Some(packed) => packed[r],
             None => Packed {
@@ -182,86 +194,52 @@ pub fn rank(
                 presale_start: 0,
                 presale_end: 0,
                 campaigns: cols.campaigns[r],
+                region0: 0,
                 brand: cols.brand[r],
                 category: cols.category[r],
                 popularity: cols.popularity[r],
                 member_only: 0,
             },
         };
-        let (brand, category) = (p.brand, p.category);
-        let rel = if s.score.is_nan() {
-            f32::NEG_INFINITY
-        } else {
-            s.score
+        let ok = match eligible {
+            None => true,
+            Some(e) if fused => e.admits(r, &p),
+            Some(e) => e.contains(s.row),
         };
-        let mut score = params.relevance * rel;
-        let mut reasons = s.reasons;
-        let pop = p.popularity;
-        if params.popularity != 0.0 && pop > 0.0 {
-            score += params.popularity * pop;
-            reasons |= REASON_POPULAR;
-        }
-        let age = params.now - p.launch_ts;
-        let new = params.new_window > 0 && (0..=params.new_window).contains(&age);
-        if new {
-            score += params.new_boost;
-            reasons |= REASON_NEW;
-        }
-        let mut campaigns = p.campaigns;
-        let mut campaign = 0.0f32;
-        while campaigns != 0 {
-            campaign += params.campaign_boost[campaigns.trailing_zeros() as usize];
-            campaigns &= campaigns - 1;
-        }
-        if campaign != 0.0 {
-            score += campaign;
-            reasons |= REASON_CAMPAIGN;
-        }
-        if params.member_boost != 0.0 && flag(member_brands, brand) {
-            score += params.member_boost;
-            reasons |= REASON_MEMBER;
-        }
-        if params.considered_boost != 0.0 && flag(considered_categories, category) {
-            score += params.considered_boost;
-            reasons |= REASON_CONSIDERED;
-        }
-        *s = Scored {
-            row: s.row,
-            score,
-            reasons,
-            brand,
-            category,
-            new,
-            rel_rank: 0,
-        };
+        pool[kept] = score(&s, &p, params, member_brands, considered_categories);
+        kept += ok as usize;
     }
+    pool.truncate(kept);
+
     if params.pool_per_page > 0.0 {
         // Ranked among every candidate the limited sources found (so the ranks match those of a
         // request that searched less deep), exempt when another source found it too.
-        let limited: Vec<usize> = (0..pool.len())
+        let mut by_rel: Vec<(u64, u32)> = (0..pool.len())
             .filter(|&i| pool[i].reasons & params.limited_sources != 0)
+            .map(|i| {
+                (
+                    ((!ordered_bits(pool[i].rel)) as u64) << 32 | pool[i].row as u64,
+                    i as u32,
+                )
+            })
             .collect();
-        {
-            let mut by_rel: Vec<(u64, u32)> = limited
-                .iter()
-                .map(|&i| {
-                    (
-                        ((!ordered_bits(relevance_of[i])) as u64) << 32 | pool[i].row as u64,
-                        i as u32,
-                    )
-                })
-                .collect();
-            by_rel.sort_unstable();
-            for (rank, &(_, i)) in by_rel.iter().enumerate() {
-                let exempt = pool[i as usize].reasons & 0xff & !params.limited_sources != 0;
-                pool[i as usize].rel_rank = if exempt { 0 } else { rank as u32 };
-            }
+        by_rel.sort_unstable();
+        for (rank, &(_, i)) in by_rel.iter().enumerate() {
+            let exempt = pool[i as usize].reasons & 0xff & !params.limited_sources != 0;
+            pool[i as usize].rel_rank = if exempt { 0 } else { rank as u32 };
         }
     }
     let pool_size = pool.len();
-    // Pages are filled from the best few; order only a prefix unless the caps reach past it.
-    let page_end = (params.page + 1).saturating_mul(params.page_size);
-    let mut prefix = pool_size.min(page_end.saturating_mul(2).saturating_add(64));
+    if let Some(picks) = first_page_by_brand(&pool, params) {
+        return Ok(RankedPage {
+            rows: picks.iter().map(|&i| pool[i as usize].row).collect(),
+            scores: picks.iter().map(|&i| pool[i as usize].score).collect(),
+            reasons: picks.iter().map(|&i| pool[i as usize].reasons).collect(),
+            pool: pool_size,
+        });
+    }
+    let sorted = best_first(&pool);
+    let pool = &sorted;
     let (n_brands, n_categories) = pool.iter().fold((0usize, 0usize), |(b, c), s| {
         (
             b.max(s.brand.max(-1).wrapping_add(1) as usize),
@@ -272,64 +250,243 @@ pub fn rank(
         brands: vec![0; n_brands + 1],
         categories: vec![0; n_categories + 1],
     };
-    // Sort keys: descending score, then ascending row, in one integer.
-    let mut keys: Vec<(u64, u32)> = pool
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            (
-                ((!ordered_bits(s.score)) as u64) << 32 | s.row as u64,
-                i as u32,
-            )
-        })
-        .collect();
-    loop {
-        if prefix < pool_size {
-            keys.select_nth_unstable(prefix);
+    let mut taken = vec![false; pool_size];
+    let mut page_items: Vec<(usize, u32)> = Vec::new();
+    for page in 0..=params.page {
+        let limit = if params.pool_per_page > 0.0 {
+            ((page + 1) as f64 * params.pool_per_page as f64).ceil() as u32
+        } else {
+            u32::MAX
+        };
+        page_items = fill_page(pool, &mut taken, params, &mut counts, limit);
+        if page_items.is_empty() {
+            break;
         }
-        keys[..prefix].sort_unstable();
-        let sorted: Vec<Scored> = keys[..prefix]
+    }
+    // `pool` is best first, so pool order is display order (picks of one pass are already in it).
+    page_items.sort_unstable_by_key(|&(i, _)| i);
+    Ok(RankedPage {
+        rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
+        scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
+        reasons: page_items
             .iter()
-            .map(|&(_, i)| pool[i as usize])
-            .collect();
-        let pool = &sorted;
-        let mut taken = vec![false; prefix];
-        let mut page_items: Vec<(usize, u32)> = Vec::new();
-        let mut complete = true;
-        for page in 0..=params.page {
-            let limit = if params.pool_per_page > 0.0 {
-                ((page + 1) as f64 * params.pool_per_page as f64).ceil() as u32
-            } else {
-                u32::MAX
-            };
-            let (items, ok) = fill_page(
-                pool,
-                &mut taken,
-                params,
-                &mut counts,
-                prefix == pool_size,
-                limit,
-            );
-            page_items = items;
-            complete &= ok;
-            if page_items.is_empty() || !complete {
-                break;
+            .map(|&(i, extra)| pool[i].reasons | extra)
+            .collect(),
+        pool: pool_size,
+    })
+}
+
+/// Page 0 without ordering the pool, when only a brand cap (or no cap) applies: the greedy fill
+/// then takes exactly the best `page_size` of the candidates that rank below `max_per_brand`
+/// within their brand (an item is skipped only when `max_per_brand` better ones of its brand were
+/// taken). So one pass keeps each brand's best few, and only those are ordered. `None` when the
+/// full fill is needed: other pages, a category cap, reserved new slots with new candidates, or
+/// too few capped candidates (the cap would be relaxed).
+fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>> {
+    const MAX_CAP: usize = 32;
+    let cap = params.max_per_brand;
+    if params.page != 0
+        || params.max_per_category != 0
+        || cap > MAX_CAP
+        || (params.new_slots > 0 && pool.iter().any(|s| s.new))
+        || pool.iter().any(|s| s.row > u32::MAX as i64)
+    {
+        return None;
+    }
+    let limit = if params.pool_per_page > 0.0 {
+        (params.pool_per_page as f64).ceil() as u32
+    } else {
+        u32::MAX
+    };
+    // Best first as one integer (descending score, then ascending row; rows are distinct), so
+    // comparisons need not look into the pool.
+    let key = |s: &Scored| ((!ordered_bits(s.score)) as u64) << 32 | s.row as u64;
+    let usable = |s: &Scored| s.rel_rank < limit;
+    let mut picks: Vec<(u64, u32)> = if cap == 0 {
+        pool.iter()
+            .enumerate()
+            .filter(|(_, s)| usable(s))
+            .map(|(i, s)| (key(s), i as u32))
+            .collect()
+    } else {
+        let slots = pool
+            .iter()
+            .fold(0usize, |m, s| m.max(slot(s.brand)))
+            .saturating_add(1);
+        if slots.saturating_mul(cap) > 4 * pool.len() + 4096 {
+            return None; // sparse brand indices: the table would cost more than the fill
+        }
+        // Each brand's best `cap` candidates, best first.
+        let mut best = vec![(0u64, 0u32); slots * cap];
+        let mut lens = vec![0u32; slots];
+        let mut usable_count = 0usize;
+        for (i, s) in pool.iter().enumerate() {
+            if !usable(s) {
+                continue;
             }
+            usable_count += 1;
+            let k = key(s);
+            let b = slot(s.brand);
+            let list = &mut best[b * cap..(b + 1) * cap];
+            let len = lens[b] as usize;
+            if len == cap && k > list[cap - 1].0 {
+                continue;
+            }
+            let mut j = len.min(cap - 1);
+            while j > 0 && k < list[j - 1].0 {
+                list[j] = list[j - 1];
+                j -= 1;
+            }
+            list[j] = (k, i as u32);
+            lens[b] = (len + 1).min(cap) as u32;
         }
-        if !complete {
-            prefix = pool_size; // the caps or reserved slots needed items past the prefix
-            continue;
+        let mut picks = Vec::with_capacity(params.page_size.min(pool.len()));
+        for (b, &len) in lens.iter().enumerate() {
+            picks.extend_from_slice(&best[b * cap..b * cap + len as usize]);
         }
-        page_items.sort_unstable_by(|a, b| better(&pool[a.0], &pool[b.0]));
-        return Ok(RankedPage {
-            rows: page_items.iter().map(|&(i, _)| pool[i].row).collect(),
-            scores: page_items.iter().map(|&(i, _)| pool[i].score).collect(),
-            reasons: page_items
-                .iter()
-                .map(|&(i, extra)| pool[i].reasons | extra)
-                .collect(),
-            pool: pool_size,
+        if picks.len() < params.page_size && usable_count > picks.len() {
+            return None;
+        }
+        picks
+    };
+    if picks.len() > params.page_size {
+        picks.select_nth_unstable(params.page_size - 1);
+        picks.truncate(params.page_size);
+    }
+    picks.sort_unstable();
+    Some(picks.into_iter().map(|(_, i)| i).collect())
+}
+
+/// Relevance plus the business terms of one candidate whose item record is `p`.
+#[inline]
+fn score(
+    s: &Scored,
+    p: &Packed,
+    params: &RankParams,
+    member_brands: Option<&[u8]>,
+    considered_categories: Option<&[u8]>,
+) -> Scored {
+    let (brand, category) = (p.brand, p.category);
+    let rel = if s.rel.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        s.rel
+    };
+    let mut score = params.relevance * rel;
+    let mut reasons = s.reasons;
+    let pop = p.popularity;
+    if params.popularity != 0.0 && pop > 0.0 {
+        score += params.popularity * pop;
+        reasons |= REASON_POPULAR;
+    }
+    let age = params.now - p.launch_ts;
+    let new = params.new_window > 0 && (0..=params.new_window).contains(&age);
+    if new {
+        score += params.new_boost;
+        reasons |= REASON_NEW;
+    }
+    let mut campaigns = p.campaigns;
+    let mut campaign = 0.0f32;
+    while campaigns != 0 {
+        campaign += params.campaign_boost[campaigns.trailing_zeros() as usize];
+        campaigns &= campaigns - 1;
+    }
+    if campaign != 0.0 {
+        score += campaign;
+        reasons |= REASON_CAMPAIGN;
+    }
+    if params.member_boost != 0.0 && flag(member_brands, brand) {
+        score += params.member_boost;
+        reasons |= REASON_MEMBER;
+    }
+    if params.considered_boost != 0.0 && flag(considered_categories, category) {
+        score += params.considered_boost;
+        reasons |= REASON_CONSIDERED;
+    }
+    Scored {
+        row: s.row,
+        score,
+        rel: s.rel,
+        reasons,
+        brand,
+        category,
+        new,
+        rel_rank: 0,
+    }
+}
+
+/// `pool` best first (see [`better`]) by a bucket sort on the score: candidates go to buckets by
+/// linear position between the lowest and highest finite score (a monotone map, so buckets are in
+/// order), then each bucket is sorted. Relevance scores spread out enough that buckets hold one or
+/// two candidates, which makes this several times cheaper than a comparison sort of the pool.
+fn best_first(pool: &[Scored]) -> Vec<Scored> {
+    let n = pool.len();
+    let (lo, hi) = pool
+        .iter()
+        .filter(|s| s.score.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.score), hi.max(s.score))
         });
+    let buckets = n.next_power_of_two().max(2);
+    // Bucket 0 and the last hold the non-finite scores below and above every finite one.
+    let last = buckets + 1;
+    let span = hi as f64 - lo as f64;
+    let scale = if span > 0.0 {
+        buckets as f64 / span
+    } else {
+        0.0
+    };
+    let bucket = |x: f32| -> usize {
+        if x.is_finite() {
+            // Highest score first: bucket 1 holds the top of the range.
+            let b = (((hi as f64 - x as f64) * scale) as usize).min(buckets - 1);
+            1 + b
+        } else if x.total_cmp(&0.0).is_gt() {
+            0
+        } else {
+            last
+        }
+    };
+    let mut starts = vec![0u32; last + 2];
+    for s in pool {
+        starts[bucket(s.score) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut out: Vec<Scored> = Vec::with_capacity(n);
+    let spare = out.spare_capacity_mut();
+    let mut next = starts.clone();
+    for s in pool {
+        let b = bucket(s.score);
+        spare[next[b] as usize].write(*s);
+        next[b] += 1;
+    }
+    // SAFETY: the buckets' ranges tile 0..n and each slot was written once above.
+    unsafe { out.set_len(n) };
+    for w in starts.windows(2) {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        if b - a > 1 {
+            insertion_sort(&mut out[a..b]);
+        }
+    }
+    out
+}
+
+/// Sorts a (usually tiny) bucket best first; a comparison sort for the odd large one.
+fn insertion_sort(v: &mut [Scored]) {
+    if v.len() > 24 {
+        v.sort_unstable_by(better);
+        return;
+    }
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && better(&x, &v[j - 1]).is_lt() {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
     }
 }
 
@@ -365,16 +522,14 @@ fn slot(index: i32) -> usize {
 }
 
 /// Picks the next page from the untaken part of `pool` (sorted best first) and marks picks taken.
-/// Returns indices into `pool` with the reason bits only the page fill knows, and whether the
-/// choice is final: `false` when a pass ran off the end of a `pool` that is only a prefix.
+/// Returns indices into `pool` with the reason bits only the page fill knows.
 fn fill_page(
     pool: &[Scored],
     taken: &mut [bool],
     params: &RankParams,
     counts: &mut Counts,
-    whole: bool,
     limit: u32,
-) -> (Vec<(usize, u32)>, bool) {
+) -> Vec<(usize, u32)> {
     let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
     counts.brands.iter_mut().for_each(|c| *c = 0);
     counts.categories.iter_mut().for_each(|c| *c = 0);
@@ -399,9 +554,6 @@ fn fill_page(
         if picked.len() >= want {
             continue;
         }
-        if pass == 2 && !whole {
-            return (picked, false);
-        }
         let extra = [REASON_RESERVED, 0, REASON_CAP_RELAXED][pass];
         for (i, s) in pool.iter().enumerate() {
             if taken[i] || (pass == 0 && !s.new) || s.rel_rank >= limit {
@@ -419,11 +571,8 @@ fn fill_page(
                 break;
             }
         }
-        if picked.len() < want && !whole {
-            return (picked, false);
-        }
     }
-    (picked, true)
+    picked
 }
 
 #[cfg(test)]
