@@ -139,7 +139,8 @@ class Recommender:
         self._rank_base: dict[tuple[str, bool], dict] = {}
         self._has_campaigns = len(self.campaign_segments) > 0
         self._campaign_cache: dict[int, np.ndarray] = {}
-        self._ann_plans: dict[int, tuple] = {}  # need -> the first ANN search's depth and params
+        self._ann_plans: dict[int, tuple] = {}  # depth -> the first ANN search's depth and params
+        self._region_share = _region_share(items.regions, items.stock, len(bundle.vocab.get("regions", [])))
         self._source_fill = {}
         for source in (SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR):
             fill = np.full(_SOURCE_FILL_LEN, source, np.uint8)
@@ -265,17 +266,22 @@ class Recommender:
         kwargs = self._rank_kwargs(resolved, page, now, new_slots, popularity, storefront, members)
 
         first = None
+        # Search deep enough that the region's in-stock share of the nearest items fills the page
+        # at once: a second, deeper search costs far more than a slightly deeper first one.
+        region = resolved.region
+        share = float(self._region_share[region]) if 0 <= region < len(self._region_share) else 1.0
         if not (with_new or with_popular):
             # ANN is the only source: rank its first search's results under the rules, so the
             # ranking kernel's eligibility check is the only one; when that search fills the page
             # (the usual case) this is retrieve's `ann` result ranked, with one Rust call fewer.
             n = self.n
             need_n = max(1, min(need, n))
-            plan = self._ann_plans.get(need_n)
+            need_first = min(n, math.ceil(need_n / share))
+            plan = self._ann_plans.get(need_first)
             if plan is None:
                 if len(self._ann_plans) >= _CACHE_LIMIT:
                     self._ann_plans.clear()
-                plan = self._ann_plans[need_n] = first_ann_plan(self.index, need_n, n, self.retrieval)
+                plan = self._ann_plans[need_first] = first_ann_plan(self.index, need_first, n, self.retrieval)
             depth = plan[0]
             rows, rel = search_index(self.index, query, depth, plan[1])
             t2 = time.monotonic()
@@ -300,6 +306,7 @@ class Recommender:
             self.retrieval,
             page.deadline,
             first=first,
+            share=share,
         )
         rows, rel = got.rows, got.relevance
         src = self._sources(_STRATEGY_SOURCE[got.strategy], len(rows))
@@ -492,3 +499,22 @@ def _i32(a) -> np.ndarray:
 
 def _i64(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _region_share(regions, stock, n_regions: int) -> np.ndarray:
+    """float[n_regions]: the share of items sellable in each region and in stock at build time,
+    rounded up to a twentieth (so first-search depths stay few) and at least 0.2 (below that the
+    bitset strategies take over anyway). Fixed per bundle, so a request's depth never depends on
+    the requests before it."""
+    words = np.asarray(regions, dtype=np.uint64)
+    in_stock = np.asarray(stock) > 0
+    share = np.ones(n_regions, dtype=np.float64)
+    n = max(len(in_stock), 1)
+    for word in range(words.shape[1] if words.ndim == 2 else 0):
+        column = words[in_stock, word]
+        for bit in range(64):
+            r = word * 64 + bit
+            if r >= n_regions:
+                break
+            share[r] = np.count_nonzero(column & np.uint64(1 << bit)) / n
+    return np.clip(np.ceil(share * 20) / 20, 0.2, 1.0)

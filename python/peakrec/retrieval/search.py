@@ -193,12 +193,15 @@ def retrieve(
     deadline: float | None = None,
     force: str | None = None,
     first: tuple[np.ndarray, np.ndarray] | None = None,
+    share: float = 1.0,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
     ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``first``: the
     unchecked ``(rows, scores)`` of the search ``first_ann_plan`` describes, when the caller ran it.
+    ``share``: the expected eligible share (e.g. the region's in-stock share); the first ANN search
+    asks for ``need / share`` so that one search usually fills the page.
     """
     n = len(catalog)
     need = max(1, min(need, n))
@@ -206,7 +209,7 @@ def retrieve(
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
         # around the query, which sets how deep to go or whether to switch strategy.
-        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", first)
+        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", first, share)
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
@@ -254,8 +257,10 @@ def _ann_breadth(kind: str, depth: int, first_depth: int, config: RetrievalConfi
     return math.ceil(config.nprobe * math.sqrt(depth / first_depth))
 
 
-def _ann(index, catalog, n, rules, query, need, config, deadline, forced, first=None) -> Retrieved | None:
-    depth = first_depth = _first_depth(need, n, config)
+def _ann(
+    index, catalog, n, rules, query, need, config, deadline, forced, first=None, share=1.0
+) -> Retrieved | None:
+    depth = first_depth = _first_depth(min(n, math.ceil(need / share)), n, config)
     max_depth = n if forced else config.max_ann_depth
     kind = _index_info(index)[1]
     while True:
