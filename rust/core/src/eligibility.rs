@@ -449,7 +449,7 @@ mod tests {
         }
     }
 
-    fn eligible(d: &Data, r: Rules<'_>) -> Vec<i64> {
+    fn columns(d: &Data) -> (ItemColumns<'_>, LiveState<'_>) {
         let items = ItemColumns {
             brand: &d.brand,
             category: &d.category,
@@ -466,6 +466,11 @@ mod tests {
             price: &d.price,
             available: &d.available,
         };
+        (items, live)
+    }
+
+    fn eligible(d: &Data, r: Rules<'_>) -> Vec<i64> {
+        let (items, live) = columns(d);
         let e = Eligibility::new(items, live, r).unwrap();
         let rows = e.bitset().rows();
         let checked: Vec<i64> = (0..8).filter(|&r| e.contains(r)).collect();
@@ -520,22 +525,7 @@ mod tests {
     #[test]
     fn contradictory_price_range_is_invalid() {
         let d = data();
-        let items = ItemColumns {
-            brand: &d.brand,
-            category: &d.category,
-            regions: &d.regions,
-            region_words: 1,
-            launch_ts: &d.launch,
-            presale_start: &d.pstart,
-            presale_end: &d.pend,
-            member_only: &d.member_only,
-            packed: None,
-        };
-        let live = LiveState {
-            stock: &d.stock,
-            price: &d.price,
-            available: &d.available,
-        };
+        let (items, live) = columns(&d);
         let r = Rules {
             price_min: 5.0,
             price_max: 1.0,
