@@ -506,15 +506,8 @@ def _region_share(regions, stock, n_regions: int) -> np.ndarray:
     rounded up to a twentieth (so first-search depths stay few) and at least 0.2 (below that the
     bitset strategies take over anyway). Fixed per bundle, so a request's depth never depends on
     the requests before it."""
-    words = np.asarray(regions, dtype=np.uint64)
-    in_stock = np.asarray(stock) > 0
-    share = np.ones(n_regions, dtype=np.float64)
-    n = max(len(in_stock), 1)
-    for word in range(words.shape[1] if words.ndim == 2 else 0):
-        column = words[in_stock, word]
-        for bit in range(64):
-            r = word * 64 + bit
-            if r >= n_regions:
-                break
-            share[r] = np.count_nonzero(column & np.uint64(1 << bit)) / n
+    in_stock = np.asarray(regions, dtype=np.uint64)[np.asarray(stock) > 0]
+    columns = [np.ascontiguousarray(in_stock[:, w]) for w in range(in_stock.shape[1])]
+    counts = [np.count_nonzero(columns[r // 64] & np.uint64(1 << (r % 64))) for r in range(n_regions)]
+    share = np.array(counts, dtype=np.float64) / max(len(stock), 1)
     return np.clip(np.ceil(share * 20) / 20, 0.2, 1.0)
