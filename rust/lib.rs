@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod py_ann;
 mod py_pipeline;
 
 use pyo3::ffi;
@@ -446,5 +447,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(murmurhash3_32, m)?)?;
     py_text::register(m)?;
     py_pipeline::register(m)?;
+    py_ann::register(m)?;
     Ok(())
 }

@@ -21,7 +21,7 @@ fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
     to_py_err(py, CoreError::InvalidInput(message.into()))
 }
 
-fn slice<'a, T: numpy::Element>(
+pub(crate) fn slice<'a, T: numpy::Element>(
     py: Python<'_>,
     arr: &'a PyReadonlyArray1<'_, T>,
     name: &str,
@@ -120,7 +120,7 @@ impl Rules {
 }
 
 /// Borrows of one `Rules`' arrays, alive while the core reads them.
-struct RulesBorrow<'py> {
+pub(crate) struct RulesBorrow<'py> {
     stock: PyReadonlyArray1<'py, i32>,
     price: PyReadonlyArray1<'py, f32>,
     available: PyReadonlyArray1<'py, u8>,
@@ -131,7 +131,7 @@ struct RulesBorrow<'py> {
 }
 
 impl<'py> RulesBorrow<'py> {
-    fn new(py: Python<'py>, r: &Rules) -> Self {
+    pub(crate) fn new(py: Python<'py>, r: &Rules) -> Self {
         RulesBorrow {
             stock: r.stock.bind(py).readonly(),
             price: r.price.bind(py).readonly(),
@@ -145,7 +145,7 @@ impl<'py> RulesBorrow<'py> {
 }
 
 /// Borrows of a `Catalog`'s arrays.
-struct CatalogBorrow<'py> {
+pub(crate) struct CatalogBorrow<'py> {
     brand: PyReadonlyArray1<'py, i32>,
     category: PyReadonlyArray1<'py, i32>,
     regions: numpy::PyReadonlyArray2<'py, u64>,
@@ -159,7 +159,7 @@ struct CatalogBorrow<'py> {
 }
 
 impl<'py> CatalogBorrow<'py> {
-    fn items(&self, py: Python<'_>) -> PyResult<ItemColumns<'_>> {
+    pub(crate) fn items(&self, py: Python<'_>) -> PyResult<ItemColumns<'_>> {
         Ok(ItemColumns {
             brand: slice(py, &self.brand, "brand")?,
             category: slice(py, &self.category, "category")?,
@@ -188,7 +188,7 @@ impl<'py> CatalogBorrow<'py> {
     }
 }
 
-fn eligibility<'a>(
+pub(crate) fn eligibility<'a>(
     py: Python<'_>,
     items: ItemColumns<'a>,
     rb: &'a RulesBorrow<'_>,
@@ -421,7 +421,7 @@ type RankOutput<'py> = (
 );
 
 impl Catalog {
-    fn borrow<'a>(&'a self, py: Python<'a>) -> CatalogBorrow<'a> {
+    pub(crate) fn borrow<'a>(&'a self, py: Python<'a>) -> CatalogBorrow<'a> {
         CatalogBorrow {
             packed: self.packed.as_ref().map(Records::as_slice),
             brand: self.brand.bind(py).readonly(),

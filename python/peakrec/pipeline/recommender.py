@@ -31,6 +31,7 @@ from peakrec.retrieval.search import (
     ann_accepts,
     exact_search,
     first_ann_plan,
+    graph_for,
     retrieve,
 )
 from peakrec.retrieval.search import search as search_index
@@ -93,6 +94,7 @@ class Recommender:
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
         self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
         self.index = bundle.index
+        self.graph = graph_for(self.index)  # built here, not on the first request
         self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
         self.n = int(len(items.brand))
         self.ids = np.asarray(items.ids)
@@ -270,7 +272,7 @@ class Recommender:
         # at once: a second, deeper search costs far more than a slightly deeper first one.
         region = resolved.region
         share = float(self._region_share[region]) if 0 <= region < len(self._region_share) else 1.0
-        if not (with_new or with_popular):
+        if not (with_new or with_popular or self.graph is not None):
             # ANN is the only source: rank its first search's results under the rules, so the
             # ranking kernel's eligibility check is the only one; when that search fills the page
             # (the usual case) this is retrieve's `ann` result ranked, with one Rust call fewer.

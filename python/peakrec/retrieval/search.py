@@ -22,6 +22,7 @@ import faiss
 import numpy as np
 
 from peakrec import _core
+from peakrec.retrieval.hnsw import graph_of
 
 STRATEGIES = ("ann", "bitmap", "exact")
 
@@ -39,6 +40,7 @@ class RetrievalConfig:
     nprobe: int = 16  # IVF lists probed by an unfiltered search (manifest search_params)
     bitmap_breadth_exponent: float = 0.5  # IVF bitmap search: nprobe = base / fraction ** exponent
     ann_breadth: float = 1.0  # HNSW efSearch (IVF nprobe floor) = max(ef_search, depth * ann_breadth)
+    graph_min_share: float = 0.2  # HNSW graph walk kept while this share near the query is eligible
 
     @classmethod
     def from_config(cls, config: dict, search_params: dict | None = None) -> RetrievalConfig:
@@ -205,6 +207,11 @@ def retrieve(
     """
     n = len(catalog)
     need = max(1, min(need, n))
+    graph = graph_for(index) if force in (None, "ann") and first is None else None
+    if graph is not None:
+        got = _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share)
+        if got is not None:
+            return got
     if force in (None, "ann"):
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
@@ -286,6 +293,41 @@ def _ann(
         depth = min(n, max(depth * 2, math.ceil(need * config.oversample / max(seen, 1e-6))))
         if depth > max_depth:
             return None
+
+
+_GRAPHS: dict[int, tuple] = {}
+
+
+def graph_for(index: faiss.Index) -> _core.HnswGraph | None:
+    """peakrec's view of ``index``'s HNSW graph (``retrieval.hnsw``), or None when it has none;
+    built once per index (a pass over the graph checks it)."""
+    cached = _GRAPHS.get(id(index))
+    if cached is None or cached[0] is not index:
+        cached = _GRAPHS[id(index)] = (index, graph_of(index))  # holds the index, as _KINDS does
+    return cached[1]
+
+
+def _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share) -> Retrieved | None:
+    """``ann`` by peakrec's walk of the HNSW graph, which checks eligibility as it goes: every row
+    it returns is eligible. FAISS's beam of ``ef_search`` is widened by ``1 / sqrt(share)``, which
+    keeps recall at the unfiltered search's down to a share of about 0.2 (docs/retrieval.md),
+    instead of the ``1 / share`` a search filtered afterwards needs. ``share`` is the caller's
+    prior; when the share seen near the query is much lower the walk is redone wider once. None
+    when that share is below ``graph_min_share`` or the page cannot be filled: the other
+    strategies take over."""
+    base = max(config.ef_search, math.ceil(need * config.ann_breadth))
+    ef = min(n, math.ceil(base / math.sqrt(min(max(share, config.graph_min_share), 1.0))))
+    for _ in range(2):
+        rows, scores, _reached, asked, admitted = _core.hnsw_search(graph, catalog, rules, query[0], need, ef)
+        seen = admitted / max(asked, 1)
+        if seen < config.graph_min_share:
+            return None
+        partial = deadline is not None and time.monotonic() > deadline
+        wider = min(n, math.ceil(base / math.sqrt(seen)))
+        if partial or (len(rows) >= need and wider <= ef * 1.25):
+            return Retrieved(rows, scores, "ann", round(seen * n), count_estimated=True, partial=partial)
+        ef = max(wider, ef * 2)
+    return None
 
 
 def _bitmap(index, words, count, n, query, need, config) -> Retrieved:

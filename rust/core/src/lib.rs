@@ -4,6 +4,7 @@ pub mod bitset;
 pub mod eligibility;
 pub mod error;
 pub mod hashing;
+pub mod hnsw;
 pub mod rank;
 pub mod text;
 

@@ -1,0 +1,45 @@
+"""peakrec's filtered search over a FAISS ``IndexHNSWFlat`` graph (``_core.hnsw_search``).
+
+The graph and vectors are FAISS's own arrays, viewed in place (no copy; memory-mapped when the
+index was read with ``IO_FLAG_MMAP``). The walk is FAISS's; eligibility is checked only for the
+nodes close enough to enter the results (see ``rust/core/src/hnsw.rs``).
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from peakrec import _core
+
+
+def graph_of(index: faiss.Index) -> _core.HnswGraph | None:
+    """The graph of ``index`` when it is an HNSW over flat inner-product or L2 storage, else None.
+    The views share FAISS's memory: keep ``index`` alive as long as the graph."""
+    real = faiss.downcast_index(index)
+    if not isinstance(real, faiss.IndexHNSW) or real.ntotal == 0:
+        return None
+    storage = faiss.downcast_index(real.storage)
+    metric = real.metric_type
+    if type(storage) not in (faiss.IndexFlat, faiss.IndexFlatIP, faiss.IndexFlatL2):
+        return None
+    if metric not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2) or storage.metric_type != metric:
+        return None
+    hnsw, n, d = real.hnsw, real.ntotal, real.d
+    vectors = _view(storage.get_xb(), n * d).reshape(n, d)
+    return _core.HnswGraph(
+        _view(hnsw.neighbors.data(), hnsw.neighbors.size()),
+        _view(hnsw.offsets.data(), hnsw.offsets.size()),
+        faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
+        _view(hnsw.levels.data(), hnsw.levels.size()),
+        vectors,
+        int(hnsw.entry_point),
+        int(hnsw.max_level),
+        metric == faiss.METRIC_INNER_PRODUCT,
+    )
+
+
+def _view(pointer, size: int) -> np.ndarray:
+    array = faiss.rev_swig_ptr(pointer, size)
+    array.flags.writeable = False
+    return array

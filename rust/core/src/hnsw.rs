@@ -1,0 +1,508 @@
+//! Filtered search over a FAISS HNSW graph (`IndexHNSWFlat`), read in place.
+//!
+//! The walk is FAISS's own (`HNSW::search` with a bounded queue): greedy descent through the
+//! upper levels, then a beam of the `ef` nearest nodes seen at level 0, expanded nearest first
+//! until every node in the beam is expanded. Every node reached is a candidate result; a
+//! caller's `admit` test decides which may be returned, as FAISS's `IDSelector` would, but it is
+//! asked only for nodes close enough to enter the results, so no bitmap over all items is built.
+//!
+//! Two things make it cheaper than FAISS's search on one query: the visited marks live in a
+//! per-thread table reused across queries (FAISS allocates and clears one of `ntotal` bytes per
+//! call), and the vectors of a node's unvisited neighbours are prefetched together before their
+//! distances are computed.
+
+use crate::error::{invalid, Result};
+use std::cell::RefCell;
+use std::collections::BinaryHeap;
+
+/// A FAISS HNSW graph and its flat storage, as FAISS lays them out in memory.
+#[derive(Clone, Copy)]
+pub struct Graph<'a> {
+    /// Every node's neighbour lists, level 0 first; -1 ends a short list.
+    pub neighbors: &'a [i32],
+    /// `[n + 1]`: where each node's lists start in `neighbors`.
+    pub offsets: &'a [u64],
+    /// `[levels + 1]`: where each level's list starts within a node's lists.
+    pub cum_neighbors: &'a [i32],
+    /// `[n]`: the number of levels each node is on (its top level + 1).
+    pub levels: &'a [i32],
+    pub entry_point: i32,
+    pub max_level: i32,
+    /// `[n * dim]`, row-major.
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    /// Inner product (larger is nearer) or squared L2 (smaller is nearer).
+    pub inner_product: bool,
+}
+
+/// What one search found: up to `k` admitted rows, nearest first, with FAISS's scores (inner
+/// product, or squared L2 distance).
+#[derive(Debug, Default, PartialEq)]
+pub struct Found {
+    pub rows: Vec<i64>,
+    pub scores: Vec<f32>,
+    /// Nodes whose distance was computed, and how many of those `admit` was asked about and
+    /// accepted: together an estimate of the eligible share near the query.
+    pub reached: usize,
+    pub asked: usize,
+    pub admitted: usize,
+}
+
+impl Graph<'_> {
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
+    /// Checks the layout once, so searches may index without a failure path: every neighbour
+    /// id and list range must lie inside the arrays.
+    pub fn check(&self) -> Result<()> {
+        let n = self.len();
+        if self.dim == 0 || self.vectors.len() != n * self.dim {
+            return Err(invalid(format!(
+                "hnsw: {} stored values for {n} nodes of {} dims",
+                self.vectors.len(),
+                self.dim
+            )));
+        }
+        if self.offsets.len() != n + 1 || self.cum_neighbors.len() < 2 {
+            return Err(invalid("hnsw: offsets or level table has the wrong length"));
+        }
+        if n > 0 && !(0..n as i64).contains(&(self.entry_point as i64)) {
+            return Err(invalid(format!(
+                "hnsw: entry point {} out of range",
+                self.entry_point
+            )));
+        }
+        let top = self.cum_neighbors.len() - 1;
+        if self.max_level < 0 || self.max_level as usize >= top {
+            return Err(invalid(format!(
+                "hnsw: max level {} out of range",
+                self.max_level
+            )));
+        }
+        if self
+            .cum_neighbors
+            .windows(2)
+            .any(|w| w[0] > w[1] || w[0] < 0)
+        {
+            return Err(invalid("hnsw: level table is not ascending"));
+        }
+        for (node, &levels) in self.levels.iter().enumerate() {
+            let end = self.offsets[node] as usize
+                + self.cum_neighbors[(levels.max(0) as usize).min(top)] as usize;
+            if levels < 1 || levels as usize > top || end > self.neighbors.len() {
+                return Err(invalid(format!(
+                    "hnsw: node {node}'s lists are out of range"
+                )));
+            }
+        }
+        if self.neighbors.iter().any(|&v| v >= n as i32) {
+            return Err(invalid("hnsw: a neighbour id is out of range"));
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest admitted nodes to `query` with a beam of `ef` (raised to `k`). The graph
+    /// must have passed [`Graph::check`].
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        admit: impl FnMut(usize) -> bool,
+    ) -> Result<Found> {
+        if query.len() != self.dim {
+            return Err(invalid(format!(
+                "query: expected {} dims, got {}",
+                self.dim,
+                query.len()
+            )));
+        }
+        if k == 0 || self.is_empty() {
+            return Ok(Found::default());
+        }
+        let ef = ef.max(k);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return Ok(unsafe { self.search_avx2(query, k, ef, admit) });
+        }
+        Ok(self.search_with::<false>(query, k, ef, admit))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn search_avx2(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        admit: impl FnMut(usize) -> bool,
+    ) -> Found {
+        self.search_with::<true>(query, k, ef, admit)
+    }
+
+    /// The search, inlined into each instruction-set variant so its distance loops are
+    /// compiled for it.
+    #[inline(always)]
+    fn search_with<const FMA: bool>(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        mut admit: impl FnMut(usize) -> bool,
+    ) -> Found {
+        let mut found = Found::default();
+
+        // Greedy descent through the upper levels.
+        let mut nearest = self.entry_point as usize;
+        let mut d_nearest = self.distance::<FMA>(query, nearest);
+        found.reached += 1;
+        for level in (1..=self.max_level as usize).rev() {
+            loop {
+                let before = nearest;
+                for &v in self.level_list(before, level) {
+                    if v < 0 {
+                        break;
+                    }
+                    let d = self.distance::<FMA>(query, v as usize);
+                    found.reached += 1;
+                    if d < d_nearest {
+                        (nearest, d_nearest) = (v as usize, d);
+                    }
+                }
+                if nearest == before {
+                    break;
+                }
+            }
+        }
+
+        VISITED.with(|visited| {
+            let mut visited = visited.borrow_mut();
+            let mut marks = visited.begin(self.len());
+            // beam: the ef nearest nodes seen (max-heap); frontier: beam nodes not yet expanded
+            // (min-heap); results: the k nearest admitted (max-heap). Keys order by distance.
+            let mut beam = BinaryHeap::with_capacity(ef + 1);
+            let mut frontier = BinaryHeap::with_capacity(ef + 1);
+            let mut results = BinaryHeap::with_capacity(k + 1);
+            let mut fresh: Vec<u32> = Vec::with_capacity(self.level_width(0));
+            let start = key(d_nearest, nearest);
+            marks.visit(nearest);
+            beam.push(start);
+            frontier.push(std::cmp::Reverse(start));
+            found.asked += 1;
+            if admit(nearest) {
+                found.admitted += 1;
+                results.push(start);
+            }
+            while let Some(std::cmp::Reverse(top)) = frontier.pop() {
+                if beam.len() >= ef && beam.peek().is_some_and(|&worst| top > worst) {
+                    break;
+                }
+                fresh.clear();
+                for &v in self.level_list(node_of(top), 0) {
+                    if v < 0 {
+                        break;
+                    }
+                    if marks.visit(v as usize) {
+                        self.prefetch(v as usize);
+                        fresh.push(v as u32);
+                    }
+                }
+                found.reached += fresh.len();
+                for &v in &fresh {
+                    let v = v as usize;
+                    let d = self.distance::<FMA>(query, v);
+                    let kv = key(d, v);
+                    if results.len() < k || results.peek().is_some_and(|&worst| kv < worst) {
+                        found.asked += 1;
+                        if admit(v) {
+                            found.admitted += 1;
+                            results.push(kv);
+                            if results.len() > k {
+                                results.pop();
+                            }
+                        }
+                    }
+                    if beam.len() < ef || beam.peek().is_some_and(|&worst| kv < worst) {
+                        beam.push(kv);
+                        frontier.push(std::cmp::Reverse(kv));
+                        if beam.len() > ef {
+                            beam.pop();
+                        }
+                    }
+                }
+            }
+            let sorted = results.into_sorted_vec();
+            found.rows = sorted.iter().map(|&kv| node_of(kv) as i64).collect();
+            found.scores = sorted
+                .iter()
+                .map(|&kv| {
+                    let d = distance_of(kv);
+                    if self.inner_product {
+                        -d
+                    } else {
+                        d
+                    }
+                })
+                .collect();
+        });
+        found
+    }
+
+    /// Smaller is nearer. A method rather than a closure: closures do not inherit the caller's
+    /// target features, and their `mul_add` would become calls to `fmaf`.
+    #[inline(always)]
+    fn distance<const FMA: bool>(&self, query: &[f32], node: usize) -> f32 {
+        let v = &self.vectors[node * self.dim..(node + 1) * self.dim];
+        if self.inner_product {
+            -dot::<FMA>(query, v)
+        } else {
+            l2::<FMA>(query, v)
+        }
+    }
+
+    #[inline]
+    fn level_list(&self, node: usize, level: usize) -> &[i32] {
+        let base = self.offsets[node] as usize;
+        let lo = base + self.cum_neighbors[level] as usize;
+        let hi = base + self.cum_neighbors[level + 1] as usize;
+        &self.neighbors[lo..hi]
+    }
+
+    fn level_width(&self, level: usize) -> usize {
+        (self.cum_neighbors[level + 1] - self.cum_neighbors[level]) as usize
+    }
+
+    #[inline]
+    fn prefetch(&self, node: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let v = &self.vectors[node * self.dim..(node + 1) * self.dim];
+            for line in v.chunks(16) {
+                // SAFETY: a prefetch of an address inside a live slice; it never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = node;
+    }
+}
+
+/// A distance and a node packed so that integer order is distance order (ties by node id).
+#[inline]
+fn key(d: f32, node: usize) -> u64 {
+    let bits = d.to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    };
+    (u64::from(ordered) << 32) | node as u64
+}
+
+#[inline]
+fn node_of(key: u64) -> usize {
+    (key & 0xffff_ffff) as usize
+}
+
+#[inline]
+fn distance_of(key: u64) -> f32 {
+    let ordered = (key >> 32) as u32;
+    f32::from_bits(if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    })
+}
+
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] = if FMA {
+                x[j].mul_add(y[j], acc[j])
+            } else {
+                acc[j] + x[j] * y[j]
+            };
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn l2<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            let diff = x[j] - y[j];
+            acc[j] = if FMA {
+                diff.mul_add(diff, acc[j])
+            } else {
+                acc[j] + diff * diff
+            };
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Visited marks: one byte per node holding the query's epoch, cleared once every 255 queries.
+struct Visited {
+    marks: Vec<u8>,
+    epoch: u8,
+}
+
+struct Marks<'a> {
+    marks: &'a mut [u8],
+    epoch: u8,
+}
+
+impl Visited {
+    fn begin(&mut self, n: usize) -> Marks<'_> {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+        Marks {
+            marks: &mut self.marks[..n],
+            epoch: self.epoch,
+        }
+    }
+}
+
+impl Marks<'_> {
+    /// Marks `node`; true if it was not marked yet in this query.
+    #[inline]
+    fn visit(&mut self, node: usize) -> bool {
+        let fresh = self.marks[node] != self.epoch;
+        self.marks[node] = self.epoch;
+        fresh
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), epoch: 0 }) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-level graph over points on a line: level 0 links each point to its neighbours
+    /// within 2, level 1 holds every fourth point linked to the next and previous ones.
+    fn line(n: usize) -> (Vec<i32>, Vec<u64>, Vec<i32>, Vec<f32>) {
+        let (w0, w1) = (4usize, 2usize);
+        let mut neighbors = Vec::new();
+        let mut offsets = vec![0u64];
+        let mut levels = Vec::new();
+        for i in 0..n {
+            let mut l0: Vec<i32> = [i as i64 - 2, i as i64 - 1, i as i64 + 1, i as i64 + 2]
+                .into_iter()
+                .filter(|&j| j >= 0 && j < n as i64)
+                .map(|j| j as i32)
+                .collect();
+            l0.resize(w0, -1);
+            let mut l1: Vec<i32> = if i % 4 == 0 {
+                [i as i64 - 4, i as i64 + 4]
+                    .into_iter()
+                    .filter(|&j| j >= 0 && j < n as i64)
+                    .map(|j| j as i32)
+                    .collect()
+            } else {
+                vec![]
+            };
+            l1.resize(w1, -1);
+            neighbors.extend(l0);
+            neighbors.extend(l1);
+            offsets.push(neighbors.len() as u64);
+            levels.push(if i % 4 == 0 { 2 } else { 1 });
+        }
+        let vectors = (0..n).flat_map(|i| [i as f32, 1.0]).collect();
+        (neighbors, offsets, levels, vectors)
+    }
+
+    #[test]
+    fn finds_the_nearest_admitted_points_on_a_line() {
+        let (neighbors, offsets, levels, vectors) = line(200);
+        let g = Graph {
+            neighbors: &neighbors,
+            offsets: &offsets,
+            cum_neighbors: &[0, 4, 6],
+            levels: &levels,
+            entry_point: 0,
+            max_level: 1,
+            vectors: &vectors,
+            dim: 2,
+            inner_product: false,
+        };
+        g.check().unwrap();
+        let found = g.search(&[120.2, 1.0], 3, 8, |_| true).unwrap();
+        assert_eq!(found.rows, vec![120, 121, 119]);
+        assert!((found.scores[0] - 0.04).abs() < 1e-4);
+        let odd = g.search(&[120.2, 1.0], 3, 8, |r| r % 2 == 1).unwrap();
+        assert_eq!(odd.rows, vec![121, 119, 123]);
+        assert!(odd.admitted >= 3 && odd.asked >= odd.admitted && odd.reached >= odd.asked);
+        // The visited table is reused: a second query sees nothing marked by the first.
+        assert_eq!(
+            g.search(&[120.2, 1.0], 3, 8, |_| true).unwrap().rows,
+            found.rows
+        );
+    }
+
+    #[test]
+    fn rejects_a_graph_whose_lists_leave_the_arrays() {
+        let (mut neighbors, offsets, levels, vectors) = line(20);
+        neighbors[3] = 20;
+        let g = Graph {
+            neighbors: &neighbors,
+            offsets: &offsets,
+            cum_neighbors: &[0, 4, 6],
+            levels: &levels,
+            entry_point: 0,
+            max_level: 1,
+            vectors: &vectors,
+            dim: 2,
+            inner_product: false,
+        };
+        assert!(g.check().is_err());
+        assert!(Graph {
+            vectors: &vectors[1..],
+            ..g
+        }
+        .check()
+        .is_err());
+    }
+
+    #[test]
+    fn keys_order_like_distances() {
+        let ds = [-3.5f32, -0.0, 0.0, 1e-30, 2.0, 7.25];
+        for w in ds.windows(2) {
+            assert!(key(w[0], 5) <= key(w[1], 5));
+            assert_eq!(distance_of(key(w[0], 9)), w[0]);
+        }
+    }
+}
