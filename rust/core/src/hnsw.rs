@@ -6,14 +6,15 @@
 //! caller's `admit` test decides which may be returned, as FAISS's `IDSelector` would, but it is
 //! asked only for nodes close enough to enter the results, so no bitmap over all items is built.
 //!
-//! Two things make it cheaper than FAISS's search on one query: the visited marks live in a
-//! per-thread table reused across queries (FAISS allocates and clears one of `ntotal` bytes per
+//! Two things make it cheaper than FAISS's search on one query: the visited marks are a bitset
+//! kept in a pool and reused across queries (FAISS allocates and clears one byte per node per
 //! call), and the vectors of a node's unvisited neighbours are prefetched together before their
 //! distances are computed.
 
 use crate::error::{invalid, Result};
-use std::cell::RefCell;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Mutex;
 
 /// A FAISS HNSW graph and its flat storage, as FAISS lays them out in memory.
 #[derive(Clone, Copy)]
@@ -181,76 +182,88 @@ impl Graph<'_> {
             }
         }
 
-        VISITED.with(|visited| {
-            let mut visited = visited.borrow_mut();
-            let mut marks = visited.begin(self.len());
-            // beam: the ef nearest nodes seen (max-heap); frontier: beam nodes not yet expanded
-            // (min-heap); results: the k nearest admitted (max-heap). Keys order by distance.
-            let mut beam = BinaryHeap::with_capacity(ef + 1);
-            let mut frontier = BinaryHeap::with_capacity(ef + 1);
-            let mut results = BinaryHeap::with_capacity(k + 1);
-            let mut fresh: Vec<u32> = Vec::with_capacity(self.level_width(0));
-            let start = key(d_nearest, nearest);
-            marks.visit(nearest);
-            beam.push(start);
-            frontier.push(std::cmp::Reverse(start));
-            found.asked += 1;
-            if admit(nearest) {
-                found.admitted += 1;
-                results.push(start);
+        let mut scratch = Scratch::take(self.len());
+        let Scratch {
+            visited,
+            touched,
+            beam,
+            frontier,
+            results,
+            fresh,
+        } = &mut scratch;
+        let mut visit = |node: usize| {
+            let (word, bit) = (node >> 6, 1u64 << (node & 63));
+            let fresh = visited[word] & bit == 0;
+            if fresh {
+                visited[word] |= bit;
+                touched.push(node as u32);
             }
-            while let Some(std::cmp::Reverse(top)) = frontier.pop() {
-                if beam.len() >= ef && beam.peek().is_some_and(|&worst| top > worst) {
+            fresh
+        };
+        // beam: the ef nearest nodes seen (max-heap); frontier: beam nodes not yet expanded
+        // (min-heap); results: the k nearest admitted (max-heap). Keys order by distance.
+        let start = key(d_nearest, nearest);
+        visit(nearest);
+        beam.push(start);
+        frontier.push(Reverse(start));
+        found.asked += 1;
+        if admit(nearest) {
+            found.admitted += 1;
+            results.push(start);
+        }
+        while let Some(Reverse(top)) = frontier.pop() {
+            if beam.len() >= ef && beam.peek().is_some_and(|&worst| top > worst) {
+                break;
+            }
+            fresh.clear();
+            for &v in self.level_list(node_of(top), 0) {
+                if v < 0 {
                     break;
                 }
-                fresh.clear();
-                for &v in self.level_list(node_of(top), 0) {
-                    if v < 0 {
-                        break;
-                    }
-                    if marks.visit(v as usize) {
-                        self.prefetch(v as usize);
-                        fresh.push(v as u32);
+                if visit(v as usize) {
+                    self.prefetch(v as usize);
+                    fresh.push(v as u32);
+                }
+            }
+            found.reached += fresh.len();
+            for &v in fresh.iter() {
+                let v = v as usize;
+                let d = self.distance::<FMA>(query, v);
+                let kv = key(d, v);
+                if results.len() < k || results.peek().is_some_and(|&worst| kv < worst) {
+                    found.asked += 1;
+                    if admit(v) {
+                        found.admitted += 1;
+                        results.push(kv);
+                        if results.len() > k {
+                            results.pop();
+                        }
                     }
                 }
-                found.reached += fresh.len();
-                for &v in &fresh {
-                    let v = v as usize;
-                    let d = self.distance::<FMA>(query, v);
-                    let kv = key(d, v);
-                    if results.len() < k || results.peek().is_some_and(|&worst| kv < worst) {
-                        found.asked += 1;
-                        if admit(v) {
-                            found.admitted += 1;
-                            results.push(kv);
-                            if results.len() > k {
-                                results.pop();
-                            }
-                        }
-                    }
-                    if beam.len() < ef || beam.peek().is_some_and(|&worst| kv < worst) {
-                        beam.push(kv);
-                        frontier.push(std::cmp::Reverse(kv));
-                        if beam.len() > ef {
-                            beam.pop();
-                        }
+                if beam.len() < ef || beam.peek().is_some_and(|&worst| kv < worst) {
+                    beam.push(kv);
+                    frontier.push(Reverse(kv));
+                    if beam.len() > ef {
+                        beam.pop();
                     }
                 }
             }
-            let sorted = results.into_sorted_vec();
-            found.rows = sorted.iter().map(|&kv| node_of(kv) as i64).collect();
-            found.scores = sorted
-                .iter()
-                .map(|&kv| {
-                    let d = distance_of(kv);
-                    if self.inner_product {
-                        -d
-                    } else {
-                        d
-                    }
-                })
-                .collect();
-        });
+        }
+        let mut sorted = std::mem::take(results).into_vec();
+        sorted.sort_unstable();
+        found.rows = sorted.iter().map(|&kv| node_of(kv) as i64).collect();
+        found.scores = sorted
+            .iter()
+            .map(|&kv| {
+                let d = distance_of(kv);
+                if self.inner_product {
+                    -d
+                } else {
+                    d
+                }
+            })
+            .collect();
+        scratch.give_back();
         found
     }
 
@@ -272,10 +285,6 @@ impl Graph<'_> {
         let lo = base + self.cum_neighbors[level] as usize;
         let hi = base + self.cum_neighbors[level + 1] as usize;
         &self.neighbors[lo..hi]
-    }
-
-    fn level_width(&self, level: usize) -> usize {
-        (self.cum_neighbors[level + 1] - self.cum_neighbors[level]) as usize
     }
 
     #[inline]
@@ -366,46 +375,47 @@ fn l2<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Visited marks: one byte per node holding the query's epoch, cleared once every 255 queries.
-struct Visited {
-    marks: Vec<u8>,
-    epoch: u8,
+/// One search's working memory, pooled across searches and threads: a visited bitset (n / 8
+/// bytes, small enough to stay in cache, unlike FAISS's byte per node allocated per call), the
+/// nodes it marked (to clear just those words afterwards), and the heaps.
+#[derive(Default)]
+struct Scratch {
+    visited: Vec<u64>,
+    touched: Vec<u32>,
+    beam: BinaryHeap<u64>,
+    frontier: BinaryHeap<Reverse<u64>>,
+    results: BinaryHeap<u64>,
+    fresh: Vec<u32>,
 }
 
-struct Marks<'a> {
-    marks: &'a mut [u8],
-    epoch: u8,
-}
+/// Most recently returned first, so a worker's few concurrent searches reuse warm memory.
+static POOL: Mutex<Vec<Scratch>> = Mutex::new(Vec::new());
 
-impl Visited {
-    fn begin(&mut self, n: usize) -> Marks<'_> {
-        if self.marks.len() < n {
-            self.marks.resize(n, 0);
+impl Scratch {
+    fn take(n: usize) -> Scratch {
+        let mut s = POOL
+            .lock()
+            .map(|mut p| p.pop())
+            .unwrap_or_default()
+            .unwrap_or_default();
+        if s.visited.len() < n.div_ceil(64) {
+            s.visited.resize(n.div_ceil(64), 0);
         }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.marks.fill(0);
-            self.epoch = 1;
+        s.beam.clear();
+        s.frontier.clear();
+        s.results.clear();
+        s
+    }
+
+    fn give_back(mut self) {
+        for &node in &self.touched {
+            self.visited[node as usize >> 6] = 0;
         }
-        Marks {
-            marks: &mut self.marks[..n],
-            epoch: self.epoch,
+        self.touched.clear();
+        if let Ok(mut pool) = POOL.lock() {
+            pool.push(self);
         }
     }
-}
-
-impl Marks<'_> {
-    /// Marks `node`; true if it was not marked yet in this query.
-    #[inline]
-    fn visit(&mut self, node: usize) -> bool {
-        let fresh = self.marks[node] != self.epoch;
-        self.marks[node] = self.epoch;
-        fresh
-    }
-}
-
-thread_local! {
-    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), epoch: 0 }) };
 }
 
 #[cfg(test)]
