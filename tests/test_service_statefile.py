@@ -108,3 +108,42 @@ def test_works_without_prepare(bundles: Path, tmp_path: Path):
     (tmp_path / "fresh").mkdir()
     items = SharedItemState(tmp_path / "fresh", load_bundle(bundles / "v1"))
     assert items.apply([ItemUpdate("I1", stock=1)]) == 1 and items.journal_seq == 1
+
+
+def test_compaction_keeps_every_item_latest_values_for_all_readers(bundles: Path, tmp_path: Path):
+    """Random updates through a writer that compacts often, read by a second mapping of the same
+    bundle, a file for another bundle that was behind, and one rebuilt after a restart; all must
+    equal a plain dict model of the updates."""
+    import random
+
+    state_dir = tmp_path / "state"
+    statefile.prepare(state_dir)
+    writer = SharedItemState(state_dir, load_bundle(bundles / "v1"), compact_bytes=400)
+    same = SharedItemState(state_dir, load_bundle(bundles / "v1"))
+    behind = SharedItemState(state_dir, load_bundle(bundles / "v2"))
+    model = {f"I{i}": [10, None, 1] for i in range(10)}
+    rng = random.Random(4)
+    sizes = []
+    for step in range(60):
+        item = f"I{rng.randrange(10)}"
+        update = ItemUpdate(
+            item, stock=rng.randrange(5) if rng.random() < 0.7 else None, available=rng.random() < 0.8
+        )
+        writer.apply([update])
+        model[item] = [
+            update.stock if update.stock is not None else model[item][0],
+            None,
+            int(update.available),
+        ]
+        sizes.append((state_dir / "journal.jsonl").stat().st_size)
+        if step == 30:
+            behind.refresh()  # reads across one compaction, then falls behind again
+    assert max(sizes) < 1200 and len((state_dir / "journal.jsonl").read_text().splitlines()) < 60
+    behind.refresh()
+    statefile.prepare(state_dir)
+    rebuilt = SharedItemState(state_dir, load_bundle(bundles / "v1"))
+    for items in (writer, same, behind, rebuilt):
+        for item, (stock, _price, available) in model.items():
+            row = int(item[1:])
+            assert items.state.stock[row] == stock and items.state.available[row] == available, item
+    assert rebuilt.journal_seq == 60

@@ -4,7 +4,9 @@
 STATE_DIR/
   journal.jsonl           one line per acknowledged UpdateItems:
                             {"seq": 7, "updates": [[item_id, stock, price, available], ...]} (null: keep)
-                          fsynced before the RPC replies, replayed on start and onto newly loaded bundles
+                          fsynced before the RPC replies, replayed on start and onto newly loaded bundles;
+                          compacted past ``compact_bytes``: its lines become one snapshot line (each item's
+                          latest values) carrying the last seq, so replays stay short
   seq                     uint64: the journal's last sequence number, mapped by every worker
   lock                    flock: one writer at a time, and one builder of a state file
   items-<version>.state   header + stock i32[n] + price f32[n] + available u8[n], row-aligned with the bundle
@@ -14,11 +16,16 @@ Workers serving the same bundle share one state file, so a write is visible to a
 is made. A worker serving another bundle (during a hot swap) sees ``seq`` move past its file's last
 applied sequence number and replays the journal's tail before answering, so an acknowledged update is
 never missed. Updates carry absolute values, so replaying one twice is harmless.
+
+Compaction rewrites the journal (atomically, under the lock), so byte offsets into it move while
+sequence numbers do not: a file whose saved offset no longer starts the line after its last applied
+seq re-reads the journal from the start, skipping the seqs it has.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import mmap
 import os
@@ -37,6 +44,7 @@ MAGIC = b"PKRSTATE"
 # magic, n items, last applied seq, journal byte offset after it; padded so the columns are aligned.
 HEADER_BYTES = 64
 JOURNAL = "journal.jsonl"
+COMPACT_BYTES = 64 << 20  # journal size past which a write compacts it (and past twice the snapshot)
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,39 @@ def _read_journal(state_dir: Path, offset: int = 0) -> Iterator[tuple[int, int, 
                 return  # a torn last line was never acknowledged
             try:
                 entry = json.loads(line)
-            except ValueError:
+                seq, updates = int(entry["seq"]), entry["updates"]
+            except (ValueError, KeyError, TypeError):
                 return  # the same, followed by an append made before the tail was repaired
             position += len(line)
-            yield int(entry["seq"]), position, entry["updates"]
+            yield seq, position, updates
+
+
+def _compact(state_dir: Path) -> int:
+    """Rewrites the journal as one snapshot line holding each item's latest values under the last
+    seq (caller holds the lock); returns the new journal's size."""
+    latest: dict[str, list[Any]] = {}
+    last_seq = 0
+    for seq, _, updates in _read_journal(state_dir):
+        last_seq = seq
+        for item_id, *values in updates:
+            merged = latest.setdefault(item_id, [None, None, None])
+            for i, value in enumerate(values):
+                if value is not None:
+                    merged[i] = value
+    line = json.dumps({"seq": last_seq, "updates": [[k, *v] for k, v in latest.items()]}, ensure_ascii=False)
+    tmp = state_dir / (JOURNAL + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(line.encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+        size = f.tell()
+    os.replace(tmp, state_dir / JOURNAL)
+    directory = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return size
 
 
 def prepare(state_dir: Path) -> int:
@@ -131,9 +168,11 @@ class SharedItemState:
     ``item_rows(ids) -> int64 rows, -1 for unknown``.
     """
 
-    def __init__(self, state_dir: Path, bundle: Any):
+    def __init__(self, state_dir: Path, bundle: Any, compact_bytes: int = COMPACT_BYTES):
         self.state_dir = Path(state_dir)
         self.bundle = bundle
+        self.compact_bytes = compact_bytes
+        self._snapshot: int | None = None
         self.n = len(bundle.items.stock)
         path = _state_path(self.state_dir, bundle.version)
         with _locked(self.state_dir):
@@ -205,11 +244,16 @@ class SharedItemState:
             self._catch_up()
 
     def _catch_up(self) -> None:
-        s = self.state
-        for seq, offset, updates in _read_journal(self.state_dir, int(self._header[3])):
-            if seq > self._header[2]:
+        s, applied = self.state, int(self._header[2])
+        lines = _read_journal(self.state_dir, int(self._header[3]))
+        first = next(lines, None)
+        if (first is None and int(self._seq[0]) > applied) or (first is not None and first[0] != applied + 1):
+            # compacted since this file last read it: the offset is stale, the seqs are not
+            lines, first = _read_journal(self.state_dir), None
+        for seq, offset, updates in itertools.chain([first] if first else [], lines):
+            if seq > applied:
                 self._apply_rows(updates, s.stock, s.price, s.available, strict=False)
-                self._header[2], self._header[3] = seq, offset
+            self._header[2], self._header[3] = max(seq, applied), offset
 
     def _apply_rows(
         self,
@@ -276,6 +320,15 @@ class SharedItemState:
                 offset = journal.tell()
             s = self.state
             self._apply_rows(rows_form, s.stock, s.price, s.available, strict=True)
+            if offset > self.compact_bytes and offset > 2 * self._snapshot_bytes():
+                offset = self._snapshot = _compact(self.state_dir)
             self._header[2], self._header[3] = seq, offset
             self._seq[0] = seq  # published last: other bundles' files catch up from here
         return seq
+
+    def _snapshot_bytes(self) -> int:
+        """The size of the journal's first line (after a compaction, the snapshot), read once."""
+        if self._snapshot is None:
+            with open(self.state_dir / JOURNAL, "rb") as journal:
+                self._snapshot = len(journal.readline())
+        return self._snapshot
