@@ -147,3 +147,16 @@ def test_compaction_keeps_every_item_latest_values_for_all_readers(bundles: Path
             row = int(item[1:])
             assert items.state.stock[row] == stock and items.state.available[row] == available, item
     assert rebuilt.journal_seq == 60
+
+
+def test_a_swapped_out_bundle_file_is_removed_and_its_writes_still_land(bundles: Path, tmp_path: Path):
+    state_dir = tmp_path / "state"
+    statefile.prepare(state_dir)
+    old = SharedItemState(state_dir, load_bundle(bundles / "v1"))
+    new = SharedItemState(state_dir, load_bundle(bundles / "v2"))
+    old.unlink()
+    assert sorted(p.name for p in state_dir.glob("items-*.state")) == ["items-v2.state"]
+    old.apply([ItemUpdate("I5", stock=0)])  # a worker still on v1 while the swap goes round
+    new.refresh()
+    assert new.state.stock[5] == 0 and old.state.stock[5] == 0
+    assert SharedItemState(state_dir, load_bundle(bundles / "v1")).state.stock[5] == 0  # rebuilt

@@ -326,6 +326,14 @@ class SharedItemState:
             self._seq[0] = seq  # published last: other bundles' files catch up from here
         return seq
 
+    def unlink(self) -> None:
+        """Removes this bundle's state file once it is no longer served, so swaps do not pile them
+        up. Mappings of it stay valid (an unlinked file lives while mapped) and writes through them
+        still reach the journal; a process that loads the bundle again rebuilds the file from the
+        bundle plus the journal."""
+        with _locked(self.state_dir):
+            _state_path(self.state_dir, self.bundle.version).unlink(missing_ok=True)
+
     def _snapshot_bytes(self) -> int:
         """The size of the journal's first line (after a compaction, the snapshot), read once."""
         if self._snapshot is None:

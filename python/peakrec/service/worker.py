@@ -138,6 +138,8 @@ class Worker:
 
             if live is not None:
                 metrics.BUNDLE.labels(live.version).set(0)  # its mapping goes with the last request on it
+                if live.version != new.version:
+                    live.items.unlink()
             metrics.BUNDLE.labels(new.version).set(1)
             self.report()
             return new
