@@ -271,11 +271,17 @@ impl<'a> Eligibility<'a> {
         }
     }
 
-    /// On sale and in stock (live state only): a cheap first test that spares a candidate that
-    /// fails it the load of its record.
+    /// The live-state rules for an in-range `row`: on sale, in stock, inside the price range.
+    /// The tests are and-ed without branching, so a loop over scattered candidates keeps many of
+    /// their loads in flight at once.
     #[inline]
-    pub fn on_sale(&self, row: usize) -> bool {
-        self.live.available[row] != 0 && self.live.stock[row] > 0
+    pub fn live_ok(&self, row: usize) -> bool {
+        let (live, r) = (&self.live, &self.rules);
+        let price = live.price[row];
+        (live.available[row] != 0)
+            & (live.stock[row] > 0)
+            & (price >= r.price_min)
+            & (price <= r.price_max)
     }
 
     /// Every rule except the exclusion list.
@@ -327,27 +333,21 @@ impl<'a> Eligibility<'a> {
         self.items.packed
     }
 
-    /// [`Self::contains`] for an in-range `row` whose packed record `p` the caller already
-    /// loaded (the ranking kernel reads it for the score too). Every test is evaluated and the
-    /// results and-ed without branching, so the loads of consecutive candidates overlap instead
-    /// of waiting on one another behind mispredicted early exits (a third of rows fail at random).
+    /// The rules [`Self::live_ok`] leaves out, for an in-range `row` whose packed record `p` the
+    /// caller already loaded (the ranking kernel reads it for the score too); without branching
+    /// on the record, as [`Self::live_ok`].
     #[inline]
-    pub fn admits(&self, row: usize, p: &Packed) -> bool {
-        let (live, r) = (&self.live, &self.rules);
+    pub fn admits_record(&self, row: usize, p: &Packed) -> bool {
+        let r = &self.rules;
         let region = (self.region_word(row, p) >> (r.region & 63)) & 1;
-        let price = live.price[row];
-        let member_ok = p.member_only == 0
-            || (r.member_brands.is_some() && mask_allows(r.member_brands, p.brand));
-        let in_presale = p.presale_start != 0 && r.now <= p.presale_end;
-        let ok = (live.stock[row] > 0)
-            & (live.available[row] != 0)
-            & (region != 0)
-            & (price >= r.price_min)
-            & (price <= r.price_max)
+        let member_ok = (p.member_only == 0)
+            | (r.member_brands.is_some() && mask_allows(r.member_brands, p.brand));
+        let in_presale = (p.presale_start != 0) & (r.now <= p.presale_end);
+        let ok = (region != 0)
             & mask_allows(r.brand_ok, p.brand)
             & mask_allows(r.category_ok, p.category)
             & member_ok
-            & !(p.presale_start != 0 && r.now < p.presale_start)
+            & !((p.presale_start != 0) & (r.now < p.presale_start))
             & (in_presale | (p.launch_ts <= r.now));
         ok && (r.excluded.is_empty() || r.excluded.binary_search(&(row as i64)).is_err())
     }

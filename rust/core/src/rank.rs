@@ -134,82 +134,108 @@ pub fn rank(
     if params.page_size == 0 {
         return Err(invalid("page_size must be at least 1"));
     }
+    if n == 0 {
+        return Ok(RankedPage {
+            rows: vec![],
+            scores: vec![],
+            reasons: vec![],
+            pool: 0,
+        });
+    }
 
-    // Merge duplicates (a row found by two sources): best relevance, both sources. An
-    // open-addressing table of pool positions, as sorting the candidates would cost more.
-    let mut pool: Vec<Scored> = Vec::with_capacity(rows.len());
-    let size = (rows.len() * 2).next_power_of_two().max(16);
-    let mut table = vec![u32::MAX; size];
-    for ((&row, &rel), &src) in rows.iter().zip(relevance).zip(sources) {
-        if row < 0 || row as usize >= n {
-            continue;
+    // Candidates are scattered over the catalogue, so their loads are cache misses. Two passes
+    // keep many in flight at once: a short one that tests the live state (on sale, in stock,
+    // price) and prefetches the records of those that pass, then one that checks and scores them
+    // from their records. Neither branches on a loaded value (a third of candidates fail at
+    // random; a mispredicted exit would make each candidate's loads wait for the last one's).
+    // When the rules read the same packed records as the score, each is loaded once for both.
+    let fused = match (eligible.and_then(|e| e.packed()), cols.packed) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        _ => false,
+    };
+    let mut live = vec![0u32; rows.len()];
+    let mut n_live = 0;
+    for (i, &row) in rows.iter().enumerate() {
+        let in_range = row >= 0 && (row as u64) < n as u64;
+        let r = if in_range { row as usize } else { 0 };
+        let ok = match eligible {
+            Some(e) if fused => e.live_ok(r),
+            _ => true,
+        };
+        if let Some(packed) = cols.packed {
+            prefetch(&packed[r]);
         }
-        let mut h = (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 7;
+        live[n_live] = i as u32;
+        n_live += (in_range & ok) as usize;
+    }
+    let mut pool: Vec<Scored> = Vec::with_capacity(n_live);
+    let spare = pool.spare_capacity_mut();
+    let mut kept = 0;
+    for &i in &live[..n_live] {
+        let i = i as usize;
+        let (row, r) = (rows[i], rows[i] as usize);
+        let owned;
+        let p = match cols.packed {
+            Some(packed) => &packed[r],
+            None => {
+                owned = record(cols, r);
+                &owned
+            }
+        };
+        let ok = match eligible {
+            None => true,
+            Some(e) if fused => e.admits_record(r, p),
+            Some(e) => e.contains(row),
+        };
+        let s = Scored {
+            row,
+            score: relevance[i],
+            rel: relevance[i],
+            reasons: sources[i] as u32,
+            brand: 0,
+            category: 0,
+            new: false,
+            rel_rank: 0,
+        };
+        spare[kept].write(score(&s, p, params, member_brands, considered_categories));
+        kept += ok as usize;
+    }
+    // SAFETY: slots 0..kept were written above (each slot below `kept` holds a kept candidate).
+    unsafe { pool.set_len(kept) };
+
+    // Merge duplicates (a row found by two sources): best relevance, both sources, scored again.
+    // An open-addressing table of pool positions, as sorting the candidates would cost more.
+    let size = (pool.len() * 2).next_power_of_two().max(16);
+    let mut table = vec![u32::MAX; size];
+    let mut distinct = 0;
+    for i in 0..pool.len() {
+        let s = pool[i];
+        let mut h = (s.row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> 7;
         loop {
             h &= size - 1;
             let at = table[h];
             if at == u32::MAX {
-                table[h] = pool.len() as u32;
-                pool.push(Scored {
-                    row,
-                    score: rel,
-                    rel,
-                    reasons: src as u32,
-                    brand: 0,
-                    category: 0,
-                    new: false,
-                    rel_rank: 0,
-                });
+                table[h] = distinct as u32;
+                pool[distinct] = s;
+                distinct += 1;
                 break;
             }
-            let last = &mut pool[at as usize];
-            if last.row == row {
-                last.reasons |= src as u32;
-                last.score = last.score.max(rel);
-                last.rel = last.score;
+            let first = &mut pool[at as usize];
+            if first.row == s.row {
+                first.rel = first.rel.max(s.rel);
+                first.reasons |= s.reasons;
+                let p = match cols.packed {
+                    Some(packed) => packed[s.row as usize],
+                    None => record(cols, s.row as usize),
+                };
+                *first = score(first, &p, params, member_brands, considered_categories);
                 break;
             }
             h += 1;
         }
     }
+    pool.truncate(distinct);
     drop(table);
-
-    // One pass over the distinct candidates: check, score and compact in place. When the rules
-    // read the same packed records as the score, each record is loaded once for both.
-    let fused = match (eligible.and_then(|e| e.packed()), cols.packed) {
-        (Some(a), Some(b)) => std::ptr::eq(a, b),
-        _ => false,
-    };
-    let mut kept = 0;
-    for i in 0..pool.len() {
-        let s = pool[i];
-        let r = s.row as usize;
-        if fused && !eligible.is_some_and(|e| e.on_sale(r)) {
-            continue;
-        }
-        let p = match cols.packed {
-            Some(packed) => packed[r],
-            None => Packed {
-                launch_ts: cols.launch_ts[r],
-                presale_start: 0,
-                presale_end: 0,
-                campaigns: cols.campaigns[r],
-                region0: 0,
-                brand: cols.brand[r],
-                category: cols.category[r],
-                popularity: cols.popularity[r],
-                member_only: 0,
-            },
-        };
-        let ok = match eligible {
-            None => true,
-            Some(e) if fused => e.admits(r, &p),
-            Some(e) => e.contains(s.row),
-        };
-        pool[kept] = score(&s, &p, params, member_brands, considered_categories);
-        kept += ok as usize;
-    }
-    pool.truncate(kept);
 
     if params.pool_per_page > 0.0 {
         // Ranked among every candidate the limited sources found (so the ranks match those of a
@@ -355,6 +381,31 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
     }
     picks.sort_unstable();
     Some(picks.into_iter().map(|(_, i)| i).collect())
+}
+
+/// The fields of in-range row `r` the score reads, as a record, from the unpacked columns.
+fn record(cols: &RankColumns<'_>, r: usize) -> Packed {
+    Packed {
+        launch_ts: cols.launch_ts[r],
+        campaigns: cols.campaigns[r],
+        brand: cols.brand[r],
+        category: cols.category[r],
+        popularity: cols.popularity[r],
+        ..Packed::default()
+    }
+}
+
+/// Asks for the cache line at `p` ahead of its use (no effect where there is no prefetch).
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint and never faults; `p` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Relevance plus the business terms of one candidate whose item record is `p`.
