@@ -3,7 +3,7 @@
 use crate::py_pipeline::{eligibility, slice, Catalog, Rules, RulesBorrow};
 use crate::to_py_err;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
-use peakrec_core::hnsw::Graph;
+use peakrec_core::hnsw::{All, Graph};
 use peakrec_core::CoreError;
 use pyo3::prelude::*;
 
@@ -133,7 +133,7 @@ fn hnsw_search<'py>(
     }
     let cb = catalog.borrow(py);
     let found = match rules {
-        None => py.detach(|| g.search(query, k, ef, |_| true)),
+        None => py.detach(|| g.search(query, k, ef, All)),
         Some(rules) => {
             let rb = RulesBorrow::new(py, rules);
             let e = eligibility(py, cb.items(py)?, &rb, rules)?;
@@ -147,7 +147,7 @@ fn hnsw_search<'py>(
                     )),
                 ));
             }
-            py.detach(|| g.search(query, k, ef, |row| e.contains(row as i64)))
+            py.detach(|| g.search(query, k, ef, e))
         }
     }
     .map_err(|e| to_py_err(py, e))?;

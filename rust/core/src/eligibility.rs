@@ -284,6 +284,20 @@ impl<'a> Eligibility<'a> {
             & (price <= r.price_max)
     }
 
+    /// Asks for the cache lines `row`'s check reads, so that several rows' checks overlap.
+    #[inline]
+    pub fn prefetch(&self, row: usize) {
+        let (it, live) = (&self.items, &self.live);
+        if row < self.len() {
+            crate::prefetch(&live.stock[row]);
+            crate::prefetch(&live.available[row]);
+            crate::prefetch(&live.price[row]);
+            if let Some(packed) = it.packed {
+                crate::prefetch(&packed[row]);
+            }
+        }
+    }
+
     /// Every rule except the exclusion list.
     #[inline]
     fn passes(&self, row: usize) -> bool {

@@ -2,14 +2,14 @@
 //!
 //! The walk is FAISS's own (`HNSW::search` with a bounded queue): greedy descent through the
 //! upper levels, then a beam of the `ef` nearest nodes seen at level 0, expanded nearest first
-//! until every node in the beam is expanded. Every node reached is a candidate result; a
-//! caller's `admit` test decides which may be returned, as FAISS's `IDSelector` would, but it is
-//! asked only for nodes close enough to enter the results, so no bitmap over all items is built.
+//! until every node in the beam is expanded. Every node reached at level 0 is a candidate
+//! result; a caller's `admit` test decides which may be returned, as FAISS's `IDSelector` would.
+//! It is asked after the walk, nearest first, until `k` rows pass, so a request costs about
+//! `k / share` checks and no bitmap over all items is built.
 //!
 //! Two things make it cheaper than FAISS's search on one query: the visited marks are a bitset
 //! kept in a pool and reused across queries (FAISS allocates and clears one byte per node per
-//! call), and the vectors of a node's unvisited neighbours are prefetched together before their
-//! distances are computed.
+//! call), and vectors (and the rules' lines) are prefetched a few nodes ahead of their use.
 
 use crate::error::{invalid, Result};
 use std::cmp::Reverse;
@@ -36,14 +36,52 @@ pub struct Graph<'a> {
     pub inner_product: bool,
 }
 
+/// Which rows a search may return. `prefetch` asks for the lines `admit` will read (a hint).
+pub trait Admit {
+    fn admit(&self, row: usize) -> bool;
+    fn prefetch(&self, _row: usize) {}
+}
+
+/// Every row.
+pub struct All;
+
+impl Admit for All {
+    fn admit(&self, _row: usize) -> bool {
+        true
+    }
+}
+
+impl Admit for crate::eligibility::Eligibility<'_> {
+    /// The branch-free checks when the records are packed (all of a row's loads in flight at
+    /// once), else the plain one.
+    fn admit(&self, row: usize) -> bool {
+        match self.packed() {
+            Some(packed) if row < packed.len() => {
+                self.live_ok(row) & self.admits_record(row, &packed[row])
+            }
+            _ => self.contains(row as i64),
+        }
+    }
+
+    fn prefetch(&self, row: usize) {
+        crate::eligibility::Eligibility::prefetch(self, row)
+    }
+}
+
+impl<F: Fn(usize) -> bool> Admit for F {
+    fn admit(&self, row: usize) -> bool {
+        self(row)
+    }
+}
+
 /// What one search found: up to `k` admitted rows, nearest first, with FAISS's scores (inner
 /// product, or squared L2 distance).
 #[derive(Debug, Default, PartialEq)]
 pub struct Found {
     pub rows: Vec<i64>,
     pub scores: Vec<f32>,
-    /// Nodes whose distance was computed, and how many of those `admit` was asked about and
-    /// accepted: together an estimate of the eligible share near the query.
+    /// Nodes reached at level 0 (distance computed), and how many of the nearest of them `admit`
+    /// was asked about and accepted: together an estimate of the eligible share near the query.
     pub reached: usize,
     pub asked: usize,
     pub admitted: usize,
@@ -109,13 +147,7 @@ impl Graph<'_> {
 
     /// The `k` nearest admitted nodes to `query` with a beam of `ef` (raised to `k`). The graph
     /// must have passed [`Graph::check`].
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        admit: impl FnMut(usize) -> bool,
-    ) -> Result<Found> {
+    pub fn search(&self, query: &[f32], k: usize, ef: usize, rules: impl Admit) -> Result<Found> {
         if query.len() != self.dim {
             return Err(invalid(format!(
                 "query: expected {} dims, got {}",
@@ -130,21 +162,15 @@ impl Graph<'_> {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return Ok(unsafe { self.search_avx2(query, k, ef, admit) });
+            return Ok(unsafe { self.search_avx2(query, k, ef, rules) });
         }
-        Ok(self.search_with::<false>(query, k, ef, admit))
+        Ok(self.search_with::<false>(query, k, ef, rules))
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn search_avx2(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        admit: impl FnMut(usize) -> bool,
-    ) -> Found {
-        self.search_with::<true>(query, k, ef, admit)
+    unsafe fn search_avx2(&self, query: &[f32], k: usize, ef: usize, rules: impl Admit) -> Found {
+        self.search_with::<true>(query, k, ef, rules)
     }
 
     /// The search, inlined into each instruction-set variant so its distance loops are
@@ -155,7 +181,7 @@ impl Graph<'_> {
         query: &[f32],
         k: usize,
         ef: usize,
-        mut admit: impl FnMut(usize) -> bool,
+        rules: impl Admit,
     ) -> Found {
         let mut found = Found::default();
 
@@ -188,7 +214,7 @@ impl Graph<'_> {
             touched,
             beam,
             frontier,
-            results,
+            reached,
             fresh,
         } = &mut scratch;
         let mut visit = |node: usize| {
@@ -201,16 +227,12 @@ impl Graph<'_> {
             fresh
         };
         // beam: the ef nearest nodes seen (max-heap); frontier: beam nodes not yet expanded
-        // (min-heap); results: the k nearest admitted (max-heap). Keys order by distance.
+        // (min-heap); reached: every node whose distance was computed. Keys order by distance.
         let start = key(d_nearest, nearest);
         visit(nearest);
         beam.push(start);
         frontier.push(Reverse(start));
-        found.asked += 1;
-        if admit(nearest) {
-            found.admitted += 1;
-            results.push(start);
-        }
+        reached.push(start);
         while let Some(Reverse(top)) = frontier.pop() {
             if beam.len() >= ef && beam.peek().is_some_and(|&worst| top > worst) {
                 break;
@@ -221,25 +243,20 @@ impl Graph<'_> {
                     break;
                 }
                 if visit(v as usize) {
-                    self.prefetch(v as usize);
                     fresh.push(v as u32);
                 }
             }
-            found.reached += fresh.len();
-            for &v in fresh.iter() {
-                let v = v as usize;
-                let d = self.distance::<FMA>(query, v);
-                let kv = key(d, v);
-                if results.len() < k || results.peek().is_some_and(|&worst| kv < worst) {
-                    found.asked += 1;
-                    if admit(v) {
-                        found.admitted += 1;
-                        results.push(kv);
-                        if results.len() > k {
-                            results.pop();
-                        }
-                    }
+            // Each node's vector is asked for a few nodes ahead of its distance (all at once
+            // would fill the core's miss buffers and stall).
+            for &v in fresh.iter().take(AHEAD) {
+                self.prefetch(v as usize);
+            }
+            for (j, &v) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(j + AHEAD) {
+                    self.prefetch(next as usize);
                 }
+                let kv = key(self.distance::<FMA>(query, v as usize), v as usize);
+                reached.push(kv);
                 if beam.len() < ef || beam.peek().is_some_and(|&worst| kv < worst) {
                     beam.push(kv);
                     frontier.push(Reverse(kv));
@@ -249,20 +266,41 @@ impl Graph<'_> {
                 }
             }
         }
-        let mut sorted = std::mem::take(results).into_vec();
-        sorted.sort_unstable();
-        found.rows = sorted.iter().map(|&kv| node_of(kv) as i64).collect();
-        found.scores = sorted
-            .iter()
-            .map(|&kv| {
-                let d = distance_of(kv);
-                if self.inner_product {
-                    -d
-                } else {
-                    d
+        found.reached = reached.len();
+
+        // The results: the k nearest admitted of every node reached at level 0 (what FAISS's
+        // result handler keeps under an IDSelector). The rules are asked only after the walk,
+        // nearest first, until k pass: about k / share checks, a few lines each, issued ahead.
+        let mut done = 0;
+        let mut chunk = (2 * k).min(reached.len());
+        while found.rows.len() < k && done < reached.len() {
+            let rest = &mut reached[done..];
+            if chunk < rest.len() {
+                rest.select_nth_unstable(chunk - 1);
+            }
+            let part = &mut rest[..chunk];
+            part.sort_unstable();
+            for &kv in part.iter().take(AHEAD) {
+                rules.prefetch(node_of(kv));
+            }
+            for (j, &kv) in part.iter().enumerate() {
+                if let Some(&next) = part.get(j + AHEAD) {
+                    rules.prefetch(node_of(next));
                 }
-            })
-            .collect();
+                found.asked += 1;
+                if rules.admit(node_of(kv)) {
+                    found.admitted += 1;
+                    found.rows.push(node_of(kv) as i64);
+                    let d = distance_of(kv);
+                    found.scores.push(if self.inner_product { -d } else { d });
+                    if found.rows.len() == k {
+                        break;
+                    }
+                }
+            }
+            done += chunk;
+            chunk = reached.len() - done;
+        }
         scratch.give_back();
         found
     }
@@ -289,19 +327,14 @@ impl Graph<'_> {
 
     #[inline]
     fn prefetch(&self, node: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let v = &self.vectors[node * self.dim..(node + 1) * self.dim];
-            for line in v.chunks(16) {
-                // SAFETY: a prefetch of an address inside a live slice; it never faults.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-            }
+        for line in self.vectors[node * self.dim..(node + 1) * self.dim].chunks(16) {
+            crate::prefetch(&line[0]);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = node;
     }
 }
+
+/// How many nodes ahead of its use a node's lines are prefetched.
+const AHEAD: usize = 4;
 
 /// A distance and a node packed so that integer order is distance order (ties by node id).
 #[inline]
@@ -384,7 +417,7 @@ struct Scratch {
     touched: Vec<u32>,
     beam: BinaryHeap<u64>,
     frontier: BinaryHeap<Reverse<u64>>,
-    results: BinaryHeap<u64>,
+    reached: Vec<u64>,
     fresh: Vec<u32>,
 }
 
@@ -403,7 +436,7 @@ impl Scratch {
         }
         s.beam.clear();
         s.frontier.clear();
-        s.results.clear();
+        s.reached.clear();
         s
     }
 
@@ -470,17 +503,16 @@ mod tests {
             inner_product: false,
         };
         g.check().unwrap();
-        let found = g.search(&[120.2, 1.0], 3, 8, |_| true).unwrap();
+        let found = g.search(&[120.2, 1.0], 3, 8, All).unwrap();
         assert_eq!(found.rows, vec![120, 121, 119]);
         assert!((found.scores[0] - 0.04).abs() < 1e-4);
-        let odd = g.search(&[120.2, 1.0], 3, 8, |r| r % 2 == 1).unwrap();
+        let odd = g
+            .search(&[120.2, 1.0], 3, 8, |r: usize| r % 2 == 1)
+            .unwrap();
         assert_eq!(odd.rows, vec![121, 119, 123]);
         assert!(odd.admitted >= 3 && odd.asked >= odd.admitted && odd.reached >= odd.asked);
         // The visited table is reused: a second query sees nothing marked by the first.
-        assert_eq!(
-            g.search(&[120.2, 1.0], 3, 8, |_| true).unwrap().rows,
-            found.rows
-        );
+        assert_eq!(g.search(&[120.2, 1.0], 3, 8, All).unwrap().rows, found.rows);
     }
 
     #[test]

@@ -26,3 +26,16 @@ pub fn with_threads<R: Send>(
             .map_err(|e| error::invalid(format!("cannot start {n} threads: {e}"))),
     }
 }
+
+/// Asks for the cache line at `p` ahead of its use (no effect where there is no prefetch).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint and never faults; `p` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

@@ -6,6 +6,7 @@
 
 use crate::eligibility::{Eligibility, Packed};
 use crate::error::{invalid, Result};
+use crate::prefetch;
 
 /// Reason bits above the 8 source bits the caller passes in.
 pub const REASON_NEW: u32 = 1 << 8;
@@ -393,19 +394,6 @@ fn record(cols: &RankColumns<'_>, r: usize) -> Packed {
         popularity: cols.popularity[r],
         ..Packed::default()
     }
-}
-
-/// Asks for the cache line at `p` ahead of its use (no effect where there is no prefetch).
-#[inline(always)]
-fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint and never faults; `p` is a valid reference anyway.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Relevance plus the business terms of one candidate whose item record is `p`.
