@@ -15,6 +15,7 @@ pub struct HnswGraph {
     cum_neighbors: Py<PyArray1<i32>>,
     levels: Py<PyArray1<i32>>,
     vectors: Py<PyArray2<f32>>,
+    half: Option<Py<PyArray2<u16>>>,
     entry_point: i32,
     max_level: i32,
     inner_product: bool,
@@ -27,6 +28,7 @@ struct GraphBorrow<'py> {
     cum_neighbors: PyReadonlyArray1<'py, i32>,
     levels: PyReadonlyArray1<'py, i32>,
     vectors: numpy::PyReadonlyArray2<'py, f32>,
+    half: Option<numpy::PyReadonlyArray2<'py, u16>>,
 }
 
 impl HnswGraph {
@@ -37,16 +39,23 @@ impl HnswGraph {
             cum_neighbors: self.cum_neighbors.bind(py).readonly(),
             levels: self.levels.bind(py).readonly(),
             vectors: self.vectors.bind(py).readonly(),
+            half: self.half.as_ref().map(|h| h.bind(py).readonly()),
         }
     }
 
     fn graph<'a>(&self, py: Python<'_>, b: &'a GraphBorrow<'_>) -> PyResult<Graph<'a>> {
-        let vectors = b.vectors.as_slice().map_err(|_| {
+        let contiguous = |_| {
             to_py_err(
                 py,
                 CoreError::InvalidInput("hnsw vectors must be C-contiguous".into()),
             )
-        })?;
+        };
+        let vectors = b.vectors.as_slice().map_err(contiguous)?;
+        let half = b
+            .half
+            .as_ref()
+            .map(|h| h.as_slice().map_err(contiguous))
+            .transpose()?;
         Ok(Graph {
             neighbors: slice(py, &b.neighbors, "neighbors")?,
             offsets: slice(py, &b.offsets, "offsets")?,
@@ -55,6 +64,7 @@ impl HnswGraph {
             entry_point: self.entry_point,
             max_level: self.max_level,
             vectors,
+            half,
             dim: b.vectors.shape()[1],
             inner_product: self.inner_product,
         })
@@ -74,6 +84,7 @@ impl HnswGraph {
         cum_neighbors: Py<PyArray1<i32>>,
         levels: Py<PyArray1<i32>>,
         vectors: Py<PyArray2<f32>>,
+        half: Option<Py<PyArray2<u16>>>,
         entry_point: i32,
         max_level: i32,
         inner_product: bool,
@@ -84,6 +95,7 @@ impl HnswGraph {
             cum_neighbors,
             levels,
             vectors,
+            half,
             entry_point,
             max_level,
             inner_product,

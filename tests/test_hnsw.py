@@ -52,7 +52,7 @@ def _rules(share: float, seed: int = 0):
 
 @pytest.mark.parametrize("k,ef", [(10, 16), (100, 128), (50, 300)])
 def test_unfiltered_walk_equals_faiss_search(index, k, ef):
-    graph, catalog = graph_of(index), _catalog(N)
+    graph, catalog = graph_of(index, half=False), _catalog(N)
     params = faiss.SearchParametersHNSW(efSearch=ef)
     for q in _queries():
         rows, scores, reached, asked, admitted = _core.hnsw_search(graph, catalog, None, q, k, ef)
@@ -64,7 +64,7 @@ def test_unfiltered_walk_equals_faiss_search(index, k, ef):
 
 @pytest.mark.parametrize("share", [0.9, 0.5, 0.2])
 def test_filtered_walk_equals_faiss_search_under_the_eligibility_bitmap(index, share):
-    graph, catalog = graph_of(index), _catalog(N)
+    graph, catalog = graph_of(index, half=False), _catalog(N)
     state, rules = _rules(share, seed=int(share * 10))
     words, _count = catalog.eligible(rules)
     selector, _keep = bitmap_selector(words, N)
@@ -80,7 +80,7 @@ def test_filtered_walk_equals_faiss_search_under_the_eligibility_bitmap(index, s
 def test_widened_walk_keeps_the_unfiltered_recall(index):
     """Widening the beam by 1/sqrt(share), as retrieve does, keeps recall@50 against brute force
     over the eligible rows within 0.03 of the unfiltered walk's at the same base beam."""
-    graph, catalog = graph_of(index), _catalog(N)
+    graph, catalog = graph_of(index, half=False), _catalog(N)
     vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.storage).get_xb(), N * DIM).reshape(N, DIM)
     sign = -1 if index.metric_type == faiss.METRIC_L2 else 1
 
@@ -104,7 +104,7 @@ def test_widened_walk_keeps_the_unfiltered_recall(index):
 
 
 def test_bad_input_is_a_clear_error(index):
-    graph, catalog = graph_of(index), _catalog(N)
+    graph, catalog = graph_of(index, half=False), _catalog(N)
     with pytest.raises(InvalidInputError, match="dims"):
         _core.hnsw_search(graph, catalog, None, np.ones(DIM + 1, np.float32), 5, 16)
     bad = np.ones(DIM, np.float32)
@@ -130,6 +130,7 @@ def test_a_corrupt_graph_is_refused(index):
             faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
             faiss.vector_to_array(hnsw.levels),
             vectors,
+            None,
             int(hnsw.entry_point),
             int(hnsw.max_level),
             True,
@@ -145,3 +146,23 @@ def test_only_flat_hnsw_indexes_have_a_graph():
     sq.add(x)
     assert graph_of(flat) is None and graph_of(sq) is None
     assert graph_of(faiss.index_factory(8, "HNSW8,Flat")) is None  # empty
+
+
+def test_half_precision_walk_finds_what_faiss_finds(index):
+    """The default walk reads half-precision vectors: its rows may differ from FAISS's only at
+    the margin, and they come ordered and scored in full precision."""
+    graph, catalog = graph_of(index), _catalog(N)
+    params = faiss.SearchParametersHNSW(efSearch=128)
+    overlaps = []
+    for q in _queries():
+        rows, scores, *_ = _core.hnsw_search(graph, catalog, None, q, 100, 128)
+        want_rows, want_scores = search(index, q[None], 100, params)
+        overlaps.append(len(np.intersect1d(rows, want_rows)) / 100)
+        exact = dict(zip(want_rows.tolist(), want_scores.tolist()))
+        shared = [i for i, r in enumerate(rows.tolist()) if r in exact]
+        np.testing.assert_allclose(
+            scores[shared], [exact[r] for r in rows[shared].tolist()], rtol=1e-5, atol=1e-5
+        )
+        order = scores if index.metric_type == faiss.METRIC_L2 else -scores
+        assert np.all(np.diff(order) >= 0), "rows are not nearest first"
+    assert np.mean(overlaps) >= 0.98

@@ -31,6 +31,9 @@ pub struct Graph<'a> {
     pub max_level: i32,
     /// `[n * dim]`, row-major.
     pub vectors: &'a [f32],
+    /// The same vectors in half precision (IEEE f16 bits), when the walk should read those: half
+    /// the memory per distance; the rows returned are then ordered and scored from `vectors`.
+    pub half: Option<&'a [u16]>,
     pub dim: usize,
     /// Inner product (larger is nearer) or squared L2 (smaller is nearer).
     pub inner_product: bool,
@@ -107,6 +110,11 @@ impl Graph<'_> {
                 self.dim
             )));
         }
+        if self.half.is_some_and(|h| h.len() != self.vectors.len()) {
+            return Err(invalid(
+                "hnsw: half-precision vectors do not match the vectors",
+            ));
+        }
         if self.offsets.len() != n + 1 || self.cum_neighbors.len() < 2 {
             return Err(invalid("hnsw: offsets or level table has the wrong length"));
         }
@@ -160,15 +168,18 @@ impl Graph<'_> {
         }
         let ef = ef.max(k);
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
             return Ok(unsafe { self.search_avx2(query, k, ef, rules) });
         }
         Ok(self.search_with::<false>(query, k, ef, rules))
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn search_avx2(&self, query: &[f32], k: usize, ef: usize, rules: impl Admit) -> Found {
         self.search_with::<true>(query, k, ef, rules)
     }
@@ -279,6 +290,16 @@ impl Graph<'_> {
                 rest.select_nth_unstable(chunk - 1);
             }
             let part = &mut rest[..chunk];
+            if self.half.is_some() {
+                // Walked in half precision: order and score these in full precision.
+                for j in 0..part.len() {
+                    if let Some(&next) = part.get(j + AHEAD) {
+                        self.prefetch_exact(node_of(next));
+                    }
+                    let v = node_of(part[j]);
+                    part[j] = key(self.exact_distance::<FMA>(query, v), v);
+                }
+            }
             part.sort_unstable();
             for &kv in part.iter().take(AHEAD) {
                 rules.prefetch(node_of(kv));
@@ -305,10 +326,24 @@ impl Graph<'_> {
         found
     }
 
-    /// Smaller is nearer. A method rather than a closure: closures do not inherit the caller's
-    /// target features, and their `mul_add` would become calls to `fmaf`.
+    /// The walk's distance (smaller is nearer), from the half-precision vectors when there are.
+    /// Methods rather than closures: closures do not inherit the caller's target features, and
+    /// their `mul_add` would become calls to `fmaf`.
     #[inline(always)]
     fn distance<const FMA: bool>(&self, query: &[f32], node: usize) -> f32 {
+        let Some(half) = self.half else {
+            return self.exact_distance::<FMA>(query, node);
+        };
+        let v = &half[node * self.dim..(node + 1) * self.dim];
+        if self.inner_product {
+            -dot_half::<FMA>(query, v)
+        } else {
+            l2_half::<FMA>(query, v)
+        }
+    }
+
+    #[inline(always)]
+    fn exact_distance<const FMA: bool>(&self, query: &[f32], node: usize) -> f32 {
         let v = &self.vectors[node * self.dim..(node + 1) * self.dim];
         if self.inner_product {
             -dot::<FMA>(query, v)
@@ -325,8 +360,21 @@ impl Graph<'_> {
         &self.neighbors[lo..hi]
     }
 
+    /// Asks for the lines of the vector the walk reads for `node`.
     #[inline]
     fn prefetch(&self, node: usize) {
+        match self.half {
+            Some(half) => {
+                for line in half[node * self.dim..(node + 1) * self.dim].chunks(32) {
+                    crate::prefetch(&line[0]);
+                }
+            }
+            None => self.prefetch_exact(node),
+        }
+    }
+
+    #[inline]
+    fn prefetch_exact(&self, node: usize) {
         for line in self.vectors[node * self.dim..(node + 1) * self.dim].chunks(16) {
             crate::prefetch(&line[0]);
         }
@@ -361,6 +409,70 @@ fn distance_of(key: u64) -> f32 {
     } else {
         !ordered
     })
+}
+
+/// `a · b` for `b` in half precision. With `SIMD` (only inside `search_avx2`) eight lanes at a
+/// time through F16C's conversion, else one value at a time.
+#[inline(always)]
+fn dot_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && a.len() == b.len() && a.len() % 8 == 0 {
+        use std::arch::x86_64::*;
+        // SAFETY: SIMD is true only in `search_avx2`, compiled for AVX2, FMA and F16C once the
+        // CPU was checked for them; every load reads 8 lanes inside `a` or `b`.
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+                let y = _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast()));
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr()), y, acc);
+            }
+            return sum8(acc);
+        }
+    }
+    a.iter().zip(b).map(|(x, &y)| x * f16_to_f32(y)).sum()
+}
+
+#[inline(always)]
+fn l2_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && a.len() == b.len() && a.len() % 8 == 0 {
+        use std::arch::x86_64::*;
+        // SAFETY: as in `dot_half`.
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+                let y = _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast()));
+                let diff = _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr()), y);
+                acc = _mm256_fmadd_ps(diff, diff, acc);
+            }
+            return sum8(acc);
+        }
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, &y)| (x - f16_to_f32(y)) * (x - f16_to_f32(y)))
+        .sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sum8(v: std::arch::x86_64::__m256) -> f32 {
+    let mut lanes = [0f32; 8];
+    std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    lanes.iter().sum()
+}
+
+/// An IEEE half-precision value's bits as an `f32`.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    match exp {
+        0 => sign * man as f32 * f32::powi(2.0, -24),
+        31 if man == 0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        _ => f32::from_bits((u32::from(h & 0x8000) << 16) | ((exp + 112) << 23) | (man << 13)),
+    }
 }
 
 #[inline(always)]
@@ -499,6 +611,7 @@ mod tests {
             entry_point: 0,
             max_level: 1,
             vectors: &vectors,
+            half: None,
             dim: 2,
             inner_product: false,
         };
@@ -527,6 +640,7 @@ mod tests {
             entry_point: 0,
             max_level: 1,
             vectors: &vectors,
+            half: None,
             dim: 2,
             inner_product: false,
         };
@@ -537,6 +651,21 @@ mod tests {
         }
         .check()
         .is_err());
+    }
+
+    #[test]
+    fn half_precision_bits_convert_exactly() {
+        for (bits, value) in [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x3555, 0.333_251_95),
+            (0x0001, 5.960_464_5e-8),
+            (0x7bff, 65504.0),
+            (0x8000, -0.0),
+        ] {
+            assert_eq!(f16_to_f32(bits), value, "{bits:#06x}");
+        }
+        assert!(f16_to_f32(0x7e00).is_nan() && f16_to_f32(0xfc00) == f32::NEG_INFINITY);
     }
 
     #[test]
