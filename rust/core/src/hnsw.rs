@@ -416,7 +416,7 @@ fn distance_of(key: u64) -> f32 {
 #[inline(always)]
 fn dot_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && a.len() == b.len() && a.len() % 8 == 0 {
+    if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
         use std::arch::x86_64::*;
         // SAFETY: SIMD is true only in `search_avx2`, compiled for AVX2, FMA and F16C once the
         // CPU was checked for them; every load reads 8 lanes inside `a` or `b`.
@@ -435,7 +435,7 @@ fn dot_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
 #[inline(always)]
 fn l2_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && a.len() == b.len() && a.len() % 8 == 0 {
+    if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
         use std::arch::x86_64::*;
         // SAFETY: as in `dot_half`.
         unsafe {
