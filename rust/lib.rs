@@ -307,13 +307,15 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
     if ffi::PyUnicode_CheckExact(obj) == 0 {
         return None;
     }
-    let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
     // Kind 0 is a legacy string not yet made ready (Python < 3.12): leave it to the Python API.
     let kind = ffi::PyUnicode_KIND(obj);
-    if !matches!(kind, 1 | 2 | 4) || len == 0 {
-        return (len == 0 && kind != 0).then_some(&[]);
+    if !matches!(kind, 1 | 2 | 4) {
+        return None;
     }
-    let data = ffi::PyUnicode_DATA(obj);
+    let (data, len) = (
+        ffi::PyUnicode_DATA(obj),
+        ffi::PyUnicode_GET_LENGTH(obj) as usize,
+    );
     match kind {
         1 => {
             let latin1 = std::slice::from_raw_parts(data.cast::<u8>(), len);
@@ -362,6 +364,7 @@ fn item_rows<'a>(raw_x: &'a Bound<'_, PyAny>) -> Option<ItemRows<'a>> {
     let mut starts = Vec::with_capacity(samples.len() + 1);
     starts.push(0);
     for &sample in samples {
+        // SAFETY: as above; `raw_x` holds a reference to each row.
         let items = unsafe { seq_items(sample) }?;
         starts.push(starts[rows.len()] + items.len());
         rows.push(items);
@@ -384,7 +387,8 @@ fn hash_str_rows<T: Value>(
     let (rows, modulo) = (&rows, FastMod::new(n_features));
     let fill = |r: usize, entries: &mut hashing::RowEntries<T>| {
         for &item in rows.rows[r] {
-            // SAFETY: see `ItemRows`.
+            // SAFETY: see `ItemRows`. A name not readable here stops the build; the general path
+            // then hashes the rows (or raises the error naming the row).
             let name = unsafe { read_str(item, &mut entries.scratch) }
                 .ok_or_else(|| CoreError::InvalidInput(String::new()))?;
             let (index, sign) = hashing::bucket_and_sign(name, modulo);
