@@ -2,10 +2,10 @@
 //! around the work in `peakrec_core`, and maps errors to `peakrec.errors` with `to_py_err`.
 
 use numpy::{
-    IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
-use peakrec_core::hashing::{self, FlatFeatures, HashedRows, Pooling};
+use peakrec_core::hashing::{self, Csr, FastMod, FlatFeatures, HashedRows, Pooling, Value};
 use peakrec_core::{with_threads, CoreError};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -275,6 +275,165 @@ fn hash_rows(
     Ok(rows)
 }
 
+/// Items of an exact list or tuple, read in place; `None` for anything else.
+///
+/// SAFETY: `obj` must be live and unchanged for as long as the slice is used.
+unsafe fn seq_items<'a>(obj: *mut ffi::PyObject) -> Option<&'a [*mut ffi::PyObject]> {
+    let (items, len) = if ffi::PyList_CheckExact(obj) != 0 {
+        (
+            (*obj.cast::<ffi::PyListObject>()).ob_item,
+            ffi::PyList_GET_SIZE(obj),
+        )
+    } else if ffi::PyTuple_CheckExact(obj) != 0 {
+        let tuple = obj.cast::<ffi::PyTupleObject>();
+        ((*tuple).ob_item.as_mut_ptr(), ffi::PyTuple_GET_SIZE(obj))
+    } else {
+        return None;
+    };
+    // An empty list may have no item array at all.
+    Some(if len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(items, len as usize)
+    })
+}
+
+/// UTF-8 bytes of an exact `str`, read without the Python API (so a worker thread may call it):
+/// ASCII in place, other text encoded into `scratch`. `None` for anything else, and for text that
+/// has no UTF-8 form (lone surrogates).
+///
+/// SAFETY: `obj` must be live and unchanged for as long as the bytes are used.
+#[inline]
+unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u8]> {
+    if ffi::PyUnicode_CheckExact(obj) == 0 {
+        return None;
+    }
+    // Kind 0 is a legacy string not yet made ready (Python < 3.12): leave it to the Python API.
+    let kind = ffi::PyUnicode_KIND(obj);
+    if !matches!(kind, 1 | 2 | 4) {
+        return None;
+    }
+    let (data, len) = (
+        ffi::PyUnicode_DATA(obj),
+        ffi::PyUnicode_GET_LENGTH(obj) as usize,
+    );
+    match kind {
+        1 => {
+            let latin1 = std::slice::from_raw_parts(data.cast::<u8>(), len);
+            if latin1.is_ascii() {
+                return Some(latin1);
+            }
+            encode_utf8(latin1.iter().map(|&c| c as u32), scratch)
+        }
+        2 => {
+            let ucs2 = std::slice::from_raw_parts(data.cast::<u16>(), len);
+            encode_utf8(ucs2.iter().map(|&c| c as u32), scratch)
+        }
+        _ => {
+            let ucs4 = std::slice::from_raw_parts(data.cast::<u32>(), len);
+            encode_utf8(ucs4.iter().copied(), scratch)
+        }
+    }
+}
+
+/// UTF-8 of code points into `out`; `None` at a lone surrogate.
+fn encode_utf8(chars: impl Iterator<Item = u32>, out: &mut Vec<u8>) -> Option<&[u8]> {
+    out.clear();
+    for c in chars {
+        out.extend_from_slice(char::from_u32(c)?.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    Some(out)
+}
+
+/// Rows given as a list (or tuple) of lists (or tuples), with the items read in place.
+struct ItemRows<'a> {
+    rows: Vec<&'a [*mut ffi::PyObject]>,
+    /// Items before each row (`rows.len() + 1` entries).
+    starts: Vec<usize>,
+}
+
+// SAFETY: worker threads read the items (and the str they point to) only inside `hash_str_rows`,
+// while the calling thread holds the GIL and waits for them: no Python code runs meanwhile, so
+// nothing is changed or freed, and reading takes no reference counts.
+unsafe impl Sync for ItemRows<'_> {}
+
+fn item_rows<'a>(raw_x: &'a Bound<'_, PyAny>) -> Option<ItemRows<'a>> {
+    // SAFETY: we hold the GIL and `raw_x` keeps the rows alive; no Python code runs while the
+    // slices are used (see `ItemRows`).
+    let samples = unsafe { seq_items(raw_x.as_ptr()) }?;
+    let mut rows = Vec::with_capacity(samples.len());
+    let mut starts = Vec::with_capacity(samples.len() + 1);
+    starts.push(0);
+    for &sample in samples {
+        // SAFETY: as above; `raw_x` holds a reference to each row.
+        let items = unsafe { seq_items(sample) }?;
+        starts.push(starts[rows.len()] + items.len());
+        rows.push(items);
+    }
+    Some(ItemRows { rows, starts })
+}
+
+/// Canonical CSR of string rows given as lists or tuples of exact `str`, hashed on `n_threads`
+/// threads while this thread holds the GIL; `None` when some row or name needs the general path
+/// (another iterable, a str subclass, bytes, a name with no UTF-8 form).
+fn hash_str_rows<T: Value>(
+    raw_x: &Bound<'_, PyAny>,
+    n_features: u32,
+    alternate_sign: bool,
+    n_threads: Option<usize>,
+) -> PyResult<Option<Csr<T>>> {
+    let Some(rows) = item_rows(raw_x) else {
+        return Ok(None);
+    };
+    let (rows, modulo) = (&rows, FastMod::new(n_features));
+    let fill = |r: usize, entries: &mut hashing::RowEntries<T>| {
+        for &item in rows.rows[r] {
+            // SAFETY: see `ItemRows`. A name not readable here stops the build; the general path
+            // then hashes the rows (or raises the error naming the row).
+            let name = unsafe { read_str(item, &mut entries.scratch) }
+                .ok_or_else(|| CoreError::InvalidInput(String::new()))?;
+            let (index, sign) = hashing::bucket_and_sign(name, modulo);
+            entries.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
+        }
+        Ok(())
+    };
+    let csr = with_threads(n_threads, || {
+        hashing::build_csr(rows.rows.len(), |r| rows.starts[r], fill)
+    })
+    .map_err(|e| to_py_err(raw_x.py(), e))?;
+    Ok(csr.ok())
+}
+
+/// Canonical CSR of `raw_x` in the output type `T`.
+fn hash_to_csr<T: Value>(
+    raw_x: &Bound<'_, PyAny>,
+    n_features: u64,
+    input_type: &str,
+    alternate_sign: bool,
+    n_threads: Option<usize>,
+) -> PyResult<Csr<T>> {
+    let py = raw_x.py();
+    let checked = hashing::check_n_features(n_features).map_err(|e| to_py_err(py, e))?;
+    if parse_input_type(py, input_type)? == InputType::String {
+        if let Some(csr) = hash_str_rows(raw_x, checked, alternate_sign, n_threads)? {
+            return Ok(csr);
+        }
+    }
+    let rows = hash_rows(raw_x, n_features, input_type, alternate_sign)?;
+    py.detach(|| with_threads(n_threads, || hashing::to_csr::<T>(&rows)))
+        .map_err(|e| to_py_err(py, e))
+}
+
+type CsrParts<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+fn csr_parts<T: Element>(py: Python<'_>, csr: Csr<T>) -> CsrParts<'_> {
+    (
+        indptr_array(py, csr.indptr),
+        csr.indices.into_pyarray(py).into_any(),
+        csr.data.into_pyarray(py).into_any(),
+    )
+}
+
 /// CSR parts `(indptr, indices, data)` of the hashed rows, identical to scikit-learn's
 /// `FeatureHasher.transform`: indices int32, indptr int32 (int64 past 2^31-1 entries), data
 /// float64 or float32.
@@ -288,27 +447,18 @@ fn hash_csr<'py>(
     alternate_sign: bool,
     float32: bool,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let rows = hash_rows(raw_x, n_features, input_type, alternate_sign)?;
-    if float32 {
-        let csr = py
-            .detach(|| with_threads(n_threads, || hashing::to_csr::<f32>(&rows)))
-            .map_err(|e| to_py_err(py, e))?;
-        Ok((
-            indptr_array(py, csr.indptr),
-            csr.indices.into_pyarray(py).into_any(),
-            csr.data.into_pyarray(py).into_any(),
-        ))
+) -> PyResult<CsrParts<'py>> {
+    Ok(if float32 {
+        csr_parts(
+            py,
+            hash_to_csr::<f32>(raw_x, n_features, input_type, alternate_sign, n_threads)?,
+        )
     } else {
-        let csr = py
-            .detach(|| with_threads(n_threads, || hashing::to_csr::<f64>(&rows)))
-            .map_err(|e| to_py_err(py, e))?;
-        Ok((
-            indptr_array(py, csr.indptr),
-            csr.indices.into_pyarray(py).into_any(),
-            csr.data.into_pyarray(py).into_any(),
-        ))
-    }
+        csr_parts(
+            py,
+            hash_to_csr::<f64>(raw_x, n_features, input_type, alternate_sign, n_threads)?,
+        )
+    })
 }
 
 /// Offsets of a flat string column, as Arrow's `string` (i32) or `large_string` (i64).
@@ -334,7 +484,7 @@ fn hash_flat_csr<'py>(
     values: Option<PyReadonlyArray1<'py, f64>>,
     float32: bool,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+) -> PyResult<CsrParts<'py>> {
     let n_features = hashing::check_n_features(n_features).map_err(|e| to_py_err(py, e))?;
     let contiguous = |e| invalid(py, format!("flat feature arrays must be C-contiguous: {e}"));
     let data = data.as_slice().map_err(contiguous)?;
@@ -360,11 +510,7 @@ fn hash_flat_csr<'py>(
                 })
                 .and_then(|r| r)
                 .map_err(|e| to_py_err(py, e))?;
-            (
-                indptr_array(py, csr.indptr),
-                csr.indices.into_pyarray(py).into_any(),
-                csr.data.into_pyarray(py).into_any(),
-            )
+            csr_parts(py, csr)
         }};
     }
     Ok(match (&offsets, float32) {

@@ -1,6 +1,7 @@
 """FeatureHasher against its oracles: scikit-learn's FeatureHasher and the mmh3 package."""
 
 import math
+from collections import deque
 
 import mmh3
 import numpy as np
@@ -104,6 +105,49 @@ def test_output_is_identical_for_any_thread_count():
     for parts in results[1:]:
         for ours, first in zip(parts, results[0]):
             assert np.array_equal(ours, first)
+
+
+class Name(str):
+    """A str subclass: hashed through the Python API rather than read in place."""
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [["region=CN-ZJ", "连衣裙", "café", "emoji=😀"], ["a", "a", "b"], []],  # ASCII, UCS1, UCS2, UCS4
+        [("device=ios", "x"), ["y", "device=ios"]],  # tuples and lists mixed
+        (["a", "b"], ("c",)),  # a tuple of rows
+        [["a", Name("b")], [Name("ü")]],  # str subclasses
+        [["a", b"bytes=1"], ["b"]],  # bytes names
+        [["a"], deque(["b", "c"])],  # a row that is not a list or tuple
+        [["é" * 40, "x" * 100, ""]],  # long and empty names
+    ],
+)
+def test_string_rows_of_any_shape_match_sklearn(rows):
+    expected = SkHasher(2**20, input_type="string").transform(rows)
+    for n_threads in (1, 2, None):
+        assert_same(FeatureHasher(2**20, input_type="string", n_threads=n_threads).transform(rows), expected)
+
+
+def test_string_output_is_identical_for_any_thread_count():
+    rng = np.random.default_rng(2)
+    words = ["region=CN-ZJ", "连衣裙", "device=ios", "segment=小镇青年", "a", "b" * 30]
+    rows = [[words[i] for i in rng.integers(0, len(words), rng.integers(0, 70))] for _ in range(9000)]
+    expected = SkHasher(2**10, input_type="string").transform(rows)
+    for n_threads in (1, 2, 3, 8, None):
+        for dtype in (np.float64, np.float32):
+            ours = FeatureHasher(2**10, input_type="string", n_threads=n_threads, dtype=dtype).transform(rows)
+            assert_same(ours, expected.astype(dtype))
+
+
+def test_bad_name_late_in_a_long_list_raises_naming_its_row():
+    good = [["a", "é"]] * 5000
+    for n_threads in (1, 2):
+        hasher = FeatureHasher(16, input_type="string", n_threads=n_threads)
+        with pytest.raises(InvalidInputError, match="row 5000: feature names must be str, got int"):
+            hasher.transform(good + [["c", 7]] + [["\ud800"]])
+        with pytest.raises(InvalidInputError, match="row 5000: feature name .* cannot be encoded as UTF-8"):
+            hasher.transform(good + [("c", "\ud800")])
 
 
 def test_transform_csr_needs_no_scipy_and_matches_transform():

@@ -20,9 +20,10 @@ class FeatureHasher:
     Same parameters and the same output, bit for bit: MurmurHash3 (seed 0) of each feature name
     (``"key=value"`` for str values) picks column ``abs(h) % n_features`` and, with
     ``alternate_sign``, the sign of ``h``; zero values are dropped and duplicates summed.
-    Hashing runs in Rust; merging rows runs on ``n_threads`` threads (``None``: all cores) with the
-    GIL released, and the output does not depend on the thread count. Unlike scikit-learn, NaN or
-    infinite values are rejected rather than stored.
+    Hashing runs in Rust on ``n_threads`` threads (``None``: all cores): string rows given as lists
+    or tuples of ``str`` are read in place by the threads while the GIL is held; other input is
+    read one object at a time, then merged with the GIL released. The output does not depend on
+    the thread count. Unlike scikit-learn, NaN or infinite values are rejected rather than stored.
     """
 
     def __init__(

@@ -8,25 +8,27 @@ use rayon::prelude::*;
 
 /// MurmurHash3_x86_32 of `key` with `seed`.
 pub fn murmurhash3_32(key: &[u8], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
+    let mix = |k: u32| {
+        k.wrapping_mul(0xcc9e_2d51)
+            .rotate_left(15)
+            .wrapping_mul(0x1b87_3593)
+    };
     let mut h = seed;
     let mut blocks = key.chunks_exact(4);
     for block in &mut blocks {
-        let mut k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
+        h ^= mix(u32::from_le_bytes(block.try_into().unwrap()));
         h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
     }
     let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let mut k = 0u32;
-        for (i, &b) in tail.iter().enumerate() {
-            k |= (b as u32) << (8 * i);
+    let k = match key.len().checked_sub(4) {
+        // The tail is the top bytes of the last four, read in one load (0 when there is none).
+        Some(last) => {
+            let last = u32::from_le_bytes(key[last..].try_into().unwrap());
+            ((last as u64) >> (32 - 8 * tail.len())) as u32
         }
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
-    }
+        None => tail.iter().rev().fold(0, |k, &b| k << 8 | b as u32),
+    };
+    h ^= mix(k);
     h ^= key.len() as u32;
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
@@ -173,10 +175,11 @@ pub fn to_csr<T: Value>(rows: &HashedRows) -> Csr<T> {
     build_csr(
         rows.n_rows(),
         |r| rows.indptr[r],
-        |r, pairs| {
+        |r, entries| {
             let span = rows.indptr[r]..rows.indptr[r + 1];
-            let hashed = rows.index[span.clone()].iter().zip(&rows.value[span]);
-            pairs.extend(hashed.map(|(&i, &v)| (i, T::from_f64(v))));
+            for (&i, &v) in rows.index[span.clone()].iter().zip(&rows.value[span]) {
+                entries.push(i, T::from_f64(v));
+            }
             Ok(())
         },
     )
@@ -266,7 +269,7 @@ pub fn hash_flat<T: Value, O: Offset>(
     build_csr(
         rows.row_indptr.len() - 1,
         |r| rows.row_indptr[r] as usize,
-        |r, pairs| {
+        |r, entries| {
             for f in rows.row_indptr[r] as usize..rows.row_indptr[r + 1] as usize {
                 let value = rows.values.map_or(1.0, |v| v[f]);
                 if value == 0.0 {
@@ -274,32 +277,51 @@ pub fn hash_flat<T: Value, O: Offset>(
                 }
                 let name = &rows.data[rows.offsets[f].to_usize()..rows.offsets[f + 1].to_usize()];
                 let (index, sign) = bucket_and_sign(name, modulo);
-                pairs.push((
+                entries.push(
                     index,
                     T::from_f64(if alternate_sign { value * sign } else { value }),
-                ));
+                );
             }
             Ok(())
         },
     )
 }
 
-/// Builds a canonical CSR matrix of `n` rows in parallel; `fill(r, pairs)` appends row `r`'s
-/// (column, value) entries, which are then stably sorted and their duplicates summed.
-/// `row_bound(r)` is an upper bound of the entries before row `r` (non-decreasing, `row_bound(0) = 0`):
-/// each task writes its rows straight into its own part of the output, and the gaps left by merged
-/// duplicates are closed afterwards, so the entries are written once and never copied between buffers.
-fn build_csr<T: Value>(
+/// One row's (column, value) entries in input order, as `build_csr`'s `fill` pushes them.
+pub struct RowEntries<T> {
+    columns: Vec<u32>,
+    values: Vec<T>,
+    order: Vec<u32>,
+    /// Free for `fill` to use, e.g. to encode a name.
+    pub scratch: Vec<u8>,
+}
+
+impl<T: Value> RowEntries<T> {
+    #[inline]
+    pub fn push(&mut self, column: u32, value: T) {
+        self.columns.push(column);
+        self.values.push(value);
+    }
+}
+
+/// Builds a canonical CSR matrix of `n` rows in parallel; `fill(r, entries)` pushes row `r`'s
+/// (column, value) entries, which are then stably sorted and their duplicates summed. Columns
+/// must be below 2^31. `row_bound(r)` is an upper bound of the entries before row `r`
+/// (non-decreasing, `row_bound(0) = 0`): each task writes its rows straight into its own part of
+/// the output, and the gaps left by merged duplicates are closed afterwards, so the entries are
+/// written once and never copied between buffers. The first error of `fill` stops the build.
+pub fn build_csr<T: Value>(
     n: usize,
     row_bound: impl Fn(usize) -> usize + Sync,
-    fill: impl Fn(usize, &mut Vec<(u32, T)>) -> Result<()> + Sync,
+    fill: impl Fn(usize, &mut RowEntries<T>) -> Result<()> + Sync,
 ) -> Result<Csr<T>> {
     let total = row_bound(n);
-    let mut indices = vec![0i32; total];
-    let mut data = vec![T::default(); total];
-    // Split the output into one disjoint part per task.
+    let mut indices: Vec<i32> = Vec::with_capacity(total);
+    let mut data: Vec<T> = Vec::with_capacity(total);
+    // Split the (uninitialised: zeroing it would be a serial pass) output into one part per task.
     let mut tasks = Vec::with_capacity(n / ROWS_PER_TASK + 1);
-    let (mut rest_i, mut rest_d) = (indices.as_mut_slice(), data.as_mut_slice());
+    let mut rest_i = &mut indices.spare_capacity_mut()[..total];
+    let mut rest_d = &mut data.spare_capacity_mut()[..total];
     for start in (0..n).step_by(ROWS_PER_TASK) {
         let end = (start + ROWS_PER_TASK).min(n);
         let len = row_bound(end) - row_bound(start);
@@ -312,32 +334,28 @@ fn build_csr<T: Value>(
         .into_par_iter()
         .map(|(start, end, out_i, out_d)| {
             let mut nnz = Vec::with_capacity(end - start);
-            let mut pairs: Vec<(u32, T)> = Vec::new();
-            let (mut keys, mut sorted): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+            let mut row = RowEntries {
+                columns: Vec::new(),
+                values: Vec::new(),
+                order: Vec::new(),
+                scratch: Vec::new(),
+            };
             let mut at = 0;
             for r in start..end {
-                pairs.clear();
-                fill(r, &mut pairs)?;
-                // (column, position) keys are unique, so any sort of them gives the stable order:
-                // equal columns stay in input order, as scipy keeps them.
-                keys.clear();
-                keys.extend(
-                    pairs
-                        .iter()
-                        .enumerate()
-                        .map(|(j, p)| (p.0 as u64) << 32 | j as u64),
-                );
-                sort_keys(&mut keys, &mut sorted);
+                row.columns.clear();
+                row.values.clear();
+                fill(r, &mut row)?;
+                stable_order(&row.columns, &mut row.order);
                 let before = at;
-                for &key in &sorted {
-                    let (i, v) = ((key >> 32) as i32, pairs[(key & 0xffff_ffff) as usize].1);
-                    if at > before && out_i[at - 1] == i {
-                        out_d[at - 1] += v;
-                    } else {
-                        out_i[at] = i;
-                        out_d[at] = v;
-                        at += 1;
+                let mut sorted = row.order.iter().map(|&j| j as usize).peekable();
+                while let Some(j) = sorted.next() {
+                    let (column, mut sum) = (row.columns[j], row.values[j]);
+                    while let Some(k) = sorted.next_if(|&k| row.columns[k] == column) {
+                        sum += row.values[k];
                     }
+                    out_i[at].write(column as i32);
+                    out_d[at].write(sum);
+                    at += 1;
                 }
                 nnz.push(at - before);
             }
@@ -351,15 +369,23 @@ fn build_csr<T: Value>(
     for (task, nnz) in row_nnz.iter().enumerate() {
         let read = row_bound(task * ROWS_PER_TASK);
         let len: usize = nnz.iter().sum();
-        indices.copy_within(read..read + len, write);
-        data.copy_within(read..read + len, write);
+        if read != write {
+            indices
+                .spare_capacity_mut()
+                .copy_within(read..read + len, write);
+            data.spare_capacity_mut()
+                .copy_within(read..read + len, write);
+        }
         for &k in nnz {
             indptr.push(indptr.last().unwrap() + k as i64);
         }
         write += len;
     }
-    indices.truncate(write);
-    data.truncate(write);
+    // SAFETY: the tasks wrote entries 0..write (each task's, moved down just above).
+    unsafe {
+        indices.set_len(write);
+        data.set_len(write);
+    }
     Ok(Csr {
         indptr,
         indices,
@@ -367,23 +393,32 @@ fn build_csr<T: Value>(
     })
 }
 
-/// Sorts distinct keys into `sorted`. Short rows (the norm) go by rank: each key's place is the
-/// count of smaller keys, a branch-free loop the compiler vectorises, where a comparison sort's
-/// branches mispredict on nearly every step for random columns.
-fn sort_keys(keys: &mut [u64], sorted: &mut Vec<u64>) {
-    sorted.clear();
-    if keys.len() > 48 {
-        keys.sort_unstable();
-        sorted.extend_from_slice(keys);
+/// Rows up to this long are ordered by rank; longer ones by a comparison sort.
+const SHORT_ROW: usize = 64;
+
+/// Positions of `columns` in stable sorted order (equal columns keep their input order). Short
+/// rows (the norm) go by rank: a column's place is the count of smaller columns, a branch-free
+/// loop the compiler vectorises, where a comparison sort mispredicts on nearly every step for
+/// random columns; equal columns share a count and take the places after it in input order.
+fn stable_order(columns: &[u32], order: &mut Vec<u32>) {
+    order.clear();
+    order.extend(0..columns.len() as u32);
+    if columns.len() > SHORT_ROW {
+        order.sort_unstable_by_key(|&j| (columns[j as usize], j));
         return;
     }
-    sorted.resize(keys.len(), 0);
-    for &key in keys.iter() {
-        let rank = keys
-            .iter()
-            .map(|&other| (other < key) as usize)
-            .sum::<usize>();
-        sorted[rank] = key;
+    // Padding is never smaller than a column (all are below 2^31); compared as i32 because SSE2
+    // has no unsigned comparison.
+    let mut padded = [i32::MAX; SHORT_ROW];
+    for (p, &c) in padded.iter_mut().zip(columns) {
+        *p = c as i32;
+    }
+    let padded = &padded[..columns.len().next_multiple_of(8)];
+    let mut taken = [0u8; SHORT_ROW];
+    for (j, &c) in columns.iter().enumerate() {
+        let smaller = padded.iter().map(|&o| (o < c as i32) as u32).sum::<u32>() as usize;
+        order[smaller + taken[smaller] as usize] = j as u32;
+        taken[smaller] += 1;
     }
 }
 
@@ -582,22 +617,24 @@ mod tests {
     }
 
     #[test]
-    fn sort_keys_sorts_distinct_keys_of_any_length() {
+    fn stable_order_sorts_rows_of_any_length_keeping_ties_in_order() {
         let mut x: u64 = 7;
         for len in 0..100 {
-            let mut keys: Vec<u64> = (0..len)
-                .map(|j| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (x >> 44) << 32 | j
-                })
-                .collect();
-            let mut expected = keys.clone();
-            expected.sort();
-            let mut sorted = Vec::new();
-            sort_keys(&mut keys, &mut sorted);
-            assert_eq!(sorted, expected, "length {len}");
+            for range in [3, 1 << 20, (1 << 31) - 1] {
+                let columns: Vec<u32> = (0..len)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((x >> 33) % range) as u32
+                    })
+                    .collect();
+                let mut expected: Vec<u32> = (0..len as u32).collect();
+                expected.sort_by_key(|&j| columns[j as usize]);
+                let mut order = Vec::new();
+                stable_order(&columns, &mut order);
+                assert_eq!(order, expected, "length {len}, columns below {range}");
+            }
         }
     }
 
