@@ -166,3 +166,12 @@ def test_half_precision_walk_finds_what_faiss_finds(index):
         order = scores if index.metric_type == faiss.METRIC_L2 else -scores
         assert np.all(np.diff(order) >= 0), "rows are not nearest first"
     assert np.mean(overlaps) >= 0.98
+
+
+def test_vectors_half_precision_cannot_hold_are_walked_in_full():
+    x = np.random.default_rng(2).standard_normal((500, 8)).astype(np.float32) * 1e5
+    index = faiss.index_factory(8, "HNSW8,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.add(x)
+    rows = _core.hnsw_search(graph_of(index), _catalog(500), None, x[3] / 1e5, 10, 32)[0]
+    want, _ = search(index, (x[3] / 1e5)[None], 10, faiss.SearchParametersHNSW(efSearch=32))
+    assert rows.tolist() == want.tolist()

@@ -19,7 +19,9 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
 
     ``half``: the walk reads a half-precision copy of the vectors (made here: 2 bytes a value),
     half the memory traffic of FAISS's walk; the rows it returns are ordered and scored in full
-    precision. Without it the walk is FAISS's exactly (tests/test_hnsw.py)."""
+    precision. Without it, or when the values do not fit half precision well (largest magnitude
+    outside 1e-2..6e4), the walk reads the vectors themselves and is FAISS's exactly
+    (tests/test_hnsw.py)."""
     real = faiss.downcast_index(index)
     if not isinstance(real, faiss.IndexHNSW) or real.ntotal == 0:
         return None
@@ -31,6 +33,7 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
         return None
     hnsw, n, d = real.hnsw, real.ntotal, real.d
     vectors = _view(storage.get_xb(), n * d).reshape(n, d)
+    half = half and 1e-2 <= float(np.abs(vectors).max()) <= 6e4
     return _core.HnswGraph(
         _view(hnsw.neighbors.data(), hnsw.neighbors.size()),
         _view(hnsw.offsets.data(), hnsw.offsets.size()),

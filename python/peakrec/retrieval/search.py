@@ -2,8 +2,10 @@
 
 Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
 
-* ``ann``: most items eligible. Plain ANN search whose results are checked row by row (Rust);
-  deepened by ``1 / share`` (the share observed among its results) until enough are eligible.
+* ``ann``: most items eligible. For an HNSW index over flat vectors, peakrec's own walk of the
+  FAISS graph that returns only eligible rows (``retrieval.hnsw``, ``rust/core/src/hnsw.rs``);
+  otherwise a plain ANN search whose results are checked row by row (Rust), deepened by
+  ``1 / share`` (the share observed among its results) until enough are eligible.
 * ``bitmap``: a middling share eligible. FAISS search restricted by an ``IDSelectorBitmap`` over the
   eligibility bitset, with a search breadth scaled up by ``1 / fraction`` so recall holds.
 * ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul).
@@ -308,10 +310,11 @@ def graph_for(index: faiss.Index) -> _core.HnswGraph | None:
 
 
 def _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share) -> Retrieved | None:
-    """``ann`` by peakrec's walk of the HNSW graph, which checks eligibility as it goes: every row
-    it returns is eligible. FAISS's beam of ``ef_search`` is widened by ``1 / sqrt(share)``, which
-    keeps recall at the unfiltered search's down to a share of about 0.2 (docs/retrieval.md),
-    instead of the ``1 / share`` a search filtered afterwards needs. ``share`` is the caller's
+    """``ann`` by peakrec's walk of the HNSW graph, which asks the rules about the nodes it
+    reached, nearest first: every row it returns is eligible. FAISS's beam of ``ef_search`` is
+    widened by ``1 / sqrt(share)``, which keeps recall at the unfiltered search's down to a share
+    of about 0.2 (docs/retrieval.md), instead of the ``1 / share`` a search filtered afterwards
+    needs. ``share`` is the caller's
     prior; when the share seen near the query is much lower the walk is redone wider once. None
     when that share is below ``graph_min_share`` or the page cannot be filled: the other
     strategies take over."""
