@@ -175,3 +175,24 @@ def test_vectors_half_precision_cannot_hold_are_walked_in_full():
     rows = _core.hnsw_search(graph_of(index), _catalog(500), None, x[3] / 1e5, 10, 32)[0]
     want, _ = search(index, (x[3] / 1e5)[None], 10, faiss.SearchParametersHNSW(efSearch=32))
     assert rows.tolist() == want.tolist()
+
+
+def test_caches_let_a_swapped_out_index_go():
+    """A hot swap drops the old bundle: its index, graph and half-precision copy must be freed,
+    not kept alive by the per-index caches."""
+    import gc
+    import weakref
+
+    from peakrec.retrieval import search as retrieval
+
+    x = np.random.default_rng(1).standard_normal((1000, 8)).astype(np.float32)
+    index = faiss.index_factory(8, "HNSW8,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.add(x)
+    assert retrieval.graph_for(index) is not None
+    retrieval._index_info(index)
+    alive = weakref.ref(index)
+    key = id(index)
+    del index
+    gc.collect()
+    assert alive() is None
+    assert key not in retrieval._GRAPHS and key not in retrieval._KINDS

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass
 
 import faiss
@@ -79,9 +80,10 @@ _PARAMS: dict[tuple, object] = {}
 
 def _params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel=None):
     """SearchParameters of the right kind for ``index`` with a breadth of at least ``breadth``.
-    Those without a selector are cached: building one through SWIG costs ~15 us."""
+    Those without a selector are cached by index kind (not by index: a swapped-in index may
+    reuse a freed one's id): building one through SWIG costs ~15 us."""
     if sel is None:
-        key = (id(index), breadth, config.ef_search, config.nprobe)
+        key = (_index_kind(index), breadth, config.ef_search, config.nprobe)
         cached = _PARAMS.get(key)
         if cached is None:
             if len(_PARAMS) > 4096:
@@ -103,14 +105,22 @@ def _make_params(index: faiss.Index, breadth: int, config: RetrievalConfig, sel)
 _KINDS: dict[int, tuple] = {}
 
 
+def _remember(cache: dict[int, tuple], index: faiss.Index, value: tuple) -> tuple:
+    """Caches ``value`` (whose first item is a weak reference to ``index``) by ``id(index)``
+    without keeping the index alive: the entry leaves with the index, so a hot-swapped bundle's
+    index (and what is cached for it) is freed, and its id cannot meet a stale entry."""
+    cache[id(index)] = value
+    weakref.finalize(index, cache.pop, id(index), None)
+    return value
+
+
 def _index_info(index: faiss.Index) -> tuple:
-    """``(index, kind, d, search_c)``, cached per index object: SWIG attribute reads and FAISS's
-    Python wrappers cost microseconds each, a noticeable share of a ~300 us request."""
+    """``(weakref to index, kind, d, search_c)``, cached per index object: SWIG attribute reads
+    and FAISS's Python wrappers cost microseconds each, a noticeable share of a ~300 us request."""
     cached = _KINDS.get(id(index))
-    if cached is not None and cached[0] is index:
+    if cached is not None and cached[0]() is index:
         return cached
-    cached = _KINDS[id(index)] = _describe(index)  # holds the index: its id is not reused
-    return cached
+    return _remember(_KINDS, index, _describe(index))
 
 
 def _describe(index: faiss.Index) -> tuple:
@@ -121,7 +131,7 @@ def _describe(index: faiss.Index) -> tuple:
         kind = "ivf"
     else:
         kind = "flat"
-    return index, kind, int(index.d), _search_c(index)
+    return weakref.ref(index), kind, int(index.d), _search_c(index)
 
 
 def _search_c(index: faiss.Index):
@@ -148,7 +158,7 @@ def search(index: faiss.Index, query: np.ndarray, k: int, params=None) -> tuple[
     Calls FAISS's SWIG search directly, past its Python wrapper (shape checks and conversions done
     here once)."""
     info = _KINDS.get(id(index))
-    if info is None or info[0] is not index:
+    if info is None or info[0]() is not index:
         # Not cached: a downcast sub-index (HNSW storage) is a new wrapper object on every call.
         info = _describe(index)
     d = info[2]
@@ -302,10 +312,11 @@ _GRAPHS: dict[int, tuple] = {}
 
 def graph_for(index: faiss.Index) -> _core.HnswGraph | None:
     """peakrec's view of ``index``'s HNSW graph (``retrieval.hnsw``), or None when it has none;
-    built once per index (a pass over the graph checks it)."""
+    built once per index (a pass over the graph checks it) and dropped with it. The graph views
+    the index's memory: whoever keeps the graph keeps the index (as ``Recommender`` does)."""
     cached = _GRAPHS.get(id(index))
-    if cached is None or cached[0] is not index:
-        cached = _GRAPHS[id(index)] = (index, graph_of(index))  # holds the index, as _KINDS does
+    if cached is None or cached[0]() is not index:
+        cached = _remember(_GRAPHS, index, (weakref.ref(index), graph_of(index)))
     return cached[1]
 
 
