@@ -1,12 +1,14 @@
 """peakrec's walk of a FAISS HNSW graph against FAISS's own search of the same index.
 
-The walk is FAISS's algorithm, so FAISS is an exact oracle: unfiltered, the results equal FAISS's
-search; filtered, they equal FAISS's search under an ``IDSelectorBitmap`` of the eligible rows.
+The walk is FAISS's algorithm, so FAISS is an exact oracle for the full-precision walk: unfiltered,
+its results equal FAISS's search; filtered, FAISS's search under an ``IDSelectorBitmap`` of the
+eligible rows. The default half-precision walk is held to FAISS's results within a margin.
 """
 
 import faiss
 import numpy as np
 import pytest
+from conftest import open_catalog
 from peakrec import _core
 from peakrec.errors import InvalidInputError
 from peakrec.retrieval.hnsw import graph_of
@@ -14,20 +16,6 @@ from peakrec.retrieval.search import bitmap_selector, search
 from peakrec.state import ItemState
 
 N, DIM = 5000, 24
-
-
-def _catalog(n: int) -> _core.Catalog:
-    return _core.Catalog(
-        np.zeros(n, np.int32),
-        np.zeros(n, np.int32),
-        np.ones((n, 1), np.uint64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.uint8),
-        np.zeros(n, np.uint64),
-        np.zeros(n, np.float32),
-    )
 
 
 @pytest.fixture(scope="module", params=[faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2], ids=["ip", "l2"])
@@ -52,7 +40,7 @@ def _rules(share: float, seed: int = 0):
 
 @pytest.mark.parametrize("k,ef", [(10, 16), (100, 128), (50, 300)])
 def test_unfiltered_walk_equals_faiss_search(index, k, ef):
-    graph, catalog = graph_of(index, half=False), _catalog(N)
+    graph, catalog = graph_of(index, half=False), open_catalog(N)
     params = faiss.SearchParametersHNSW(efSearch=ef)
     for q in _queries():
         rows, scores, reached, asked, admitted = _core.hnsw_search(graph, catalog, None, q, k, ef)
@@ -64,7 +52,7 @@ def test_unfiltered_walk_equals_faiss_search(index, k, ef):
 
 @pytest.mark.parametrize("share", [0.9, 0.5, 0.2])
 def test_filtered_walk_equals_faiss_search_under_the_eligibility_bitmap(index, share):
-    graph, catalog = graph_of(index, half=False), _catalog(N)
+    graph, catalog = graph_of(index, half=False), open_catalog(N)
     state, rules = _rules(share, seed=int(share * 10))
     words, _count = catalog.eligible(rules)
     selector, _keep = bitmap_selector(words, N)
@@ -80,7 +68,7 @@ def test_filtered_walk_equals_faiss_search_under_the_eligibility_bitmap(index, s
 def test_widened_walk_keeps_the_unfiltered_recall(index):
     """Widening the beam by 1/sqrt(share), as retrieve does, keeps recall@50 against brute force
     over the eligible rows within 0.03 of the unfiltered walk's at the same base beam."""
-    graph, catalog = graph_of(index, half=False), _catalog(N)
+    graph, catalog = graph_of(index, half=False), open_catalog(N)
     vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.storage).get_xb(), N * DIM).reshape(N, DIM)
     sign = -1 if index.metric_type == faiss.METRIC_L2 else 1
 
@@ -104,7 +92,7 @@ def test_widened_walk_keeps_the_unfiltered_recall(index):
 
 
 def test_bad_input_is_a_clear_error(index):
-    graph, catalog = graph_of(index, half=False), _catalog(N)
+    graph, catalog = graph_of(index, half=False), open_catalog(N)
     with pytest.raises(InvalidInputError, match="dims"):
         _core.hnsw_search(graph, catalog, None, np.ones(DIM + 1, np.float32), 5, 16)
     bad = np.ones(DIM, np.float32)
@@ -114,7 +102,7 @@ def test_bad_input_is_a_clear_error(index):
     m = N + 1
     bigger = _core.Rules(np.full(m, 3, np.int32), np.ones(m, np.float32), np.ones(m, np.uint8), 0, 0)
     with pytest.raises(InvalidInputError, match="nodes"):
-        _core.hnsw_search(graph, _catalog(m), bigger, np.ones(DIM, np.float32), 5, 16)
+        _core.hnsw_search(graph, open_catalog(m), bigger, np.ones(DIM, np.float32), 5, 16)
 
 
 def test_a_corrupt_graph_is_refused(index):
@@ -151,7 +139,7 @@ def test_only_flat_hnsw_indexes_have_a_graph():
 def test_half_precision_walk_finds_what_faiss_finds(index):
     """The default walk reads half-precision vectors: its rows may differ from FAISS's only at
     the margin, and they come ordered and scored in full precision."""
-    graph, catalog = graph_of(index), _catalog(N)
+    graph, catalog = graph_of(index), open_catalog(N)
     params = faiss.SearchParametersHNSW(efSearch=128)
     overlaps = []
     for q in _queries():
@@ -172,7 +160,7 @@ def test_vectors_half_precision_cannot_hold_are_walked_in_full():
     x = np.random.default_rng(2).standard_normal((500, 8)).astype(np.float32) * 1e5
     index = faiss.index_factory(8, "HNSW8,Flat", faiss.METRIC_INNER_PRODUCT)
     index.add(x)
-    rows = _core.hnsw_search(graph_of(index), _catalog(500), None, x[3] / 1e5, 10, 32)[0]
+    rows = _core.hnsw_search(graph_of(index), open_catalog(500), None, x[3] / 1e5, 10, 32)[0]
     want, _ = search(index, (x[3] / 1e5)[None], 10, faiss.SearchParametersHNSW(efSearch=32))
     assert rows.tolist() == want.tolist()
 

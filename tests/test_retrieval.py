@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import open_catalog
 from peakrec import _core
 from peakrec.pipeline.synthetic import NOW, synthetic_bundle
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
@@ -30,18 +31,7 @@ def _rules(bundle, selectivity, seed=0, correlated=False):
 
 
 def _catalog_everywhere(bundle):
-    n = len(bundle.items.brand)
-    return _core.Catalog(
-        np.asarray(bundle.items.brand, np.int32),
-        np.asarray(bundle.items.category, np.int32),
-        np.full((n, 2), ~np.uint64(0), np.uint64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.uint8),
-        np.zeros(n, np.uint64),
-        np.zeros(n, np.float32),
-    )
+    return open_catalog(len(bundle.items.brand), bundle.items.brand, bundle.items.category)
 
 
 @pytest.mark.parametrize("correlated", [False, True])

@@ -336,9 +336,9 @@ impl Graph<'_> {
         };
         let v = &half[node * self.dim..(node + 1) * self.dim];
         if self.inner_product {
-            -dot_half::<FMA>(query, v)
+            -half_distance::<FMA, false>(query, v)
         } else {
-            l2_half::<FMA>(query, v)
+            half_distance::<FMA, true>(query, v)
         }
     }
 
@@ -411,10 +411,10 @@ fn distance_of(key: u64) -> f32 {
     })
 }
 
-/// `a · b` for `b` in half precision. With `SIMD` (only inside `search_avx2`) eight lanes at a
-/// time through F16C's conversion, else one value at a time.
+/// `a · b` (or with `L2`, `|a - b|²`) for `b` in half precision. With `SIMD` (only inside
+/// `search_avx2`) eight lanes at a time through F16C's conversion, else one value at a time.
 #[inline(always)]
-fn dot_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
+fn half_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
         use std::arch::x86_64::*;
@@ -423,35 +423,22 @@ fn dot_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
         unsafe {
             let mut acc = _mm256_setzero_ps();
             for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-                let y = _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast()));
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr()), y, acc);
+                let (x, y) = (
+                    _mm256_loadu_ps(x.as_ptr()),
+                    _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast())),
+                );
+                acc = if L2 {
+                    let diff = _mm256_sub_ps(x, y);
+                    _mm256_fmadd_ps(diff, diff, acc)
+                } else {
+                    _mm256_fmadd_ps(x, y, acc)
+                };
             }
             return sum8(acc);
         }
     }
-    a.iter().zip(b).map(|(x, &y)| x * f16_to_f32(y)).sum()
-}
-
-#[inline(always)]
-fn l2_half<const SIMD: bool>(a: &[f32], b: &[u16]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
-        use std::arch::x86_64::*;
-        // SAFETY: as in `dot_half`.
-        unsafe {
-            let mut acc = _mm256_setzero_ps();
-            for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-                let y = _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast()));
-                let diff = _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr()), y);
-                acc = _mm256_fmadd_ps(diff, diff, acc);
-            }
-            return sum8(acc);
-        }
-    }
-    a.iter()
-        .zip(b)
-        .map(|(x, &y)| (x - f16_to_f32(y)) * (x - f16_to_f32(y)))
-        .sum()
+    let term = |x: f32, y: f32| if L2 { (x - y) * (x - y) } else { x * y };
+    a.iter().zip(b).map(|(&x, &y)| term(x, f16_to_f32(y))).sum()
 }
 
 #[cfg(target_arch = "x86_64")]
