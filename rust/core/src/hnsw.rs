@@ -587,21 +587,30 @@ mod tests {
         (neighbors, offsets, levels, vectors)
     }
 
-    #[test]
-    fn finds_the_nearest_admitted_points_on_a_line() {
-        let (neighbors, offsets, levels, vectors) = line(200);
-        let g = Graph {
-            neighbors: &neighbors,
-            offsets: &offsets,
+    fn graph<'a>(
+        neighbors: &'a [i32],
+        offsets: &'a [u64],
+        levels: &'a [i32],
+        vectors: &'a [f32],
+    ) -> Graph<'a> {
+        Graph {
+            neighbors,
+            offsets,
             cum_neighbors: &[0, 4, 6],
-            levels: &levels,
+            levels,
             entry_point: 0,
             max_level: 1,
-            vectors: &vectors,
+            vectors,
             half: None,
             dim: 2,
             inner_product: false,
-        };
+        }
+    }
+
+    #[test]
+    fn finds_the_nearest_admitted_points_on_a_line() {
+        let (neighbors, offsets, levels, vectors) = line(200);
+        let g = graph(&neighbors, &offsets, &levels, &vectors);
         g.check().unwrap();
         let found = g.search(&[120.2, 1.0], 3, 8, All).unwrap();
         assert_eq!(found.rows, vec![120, 121, 119]);
@@ -619,18 +628,7 @@ mod tests {
     fn rejects_a_graph_whose_lists_leave_the_arrays() {
         let (mut neighbors, offsets, levels, vectors) = line(20);
         neighbors[3] = 20;
-        let g = Graph {
-            neighbors: &neighbors,
-            offsets: &offsets,
-            cum_neighbors: &[0, 4, 6],
-            levels: &levels,
-            entry_point: 0,
-            max_level: 1,
-            vectors: &vectors,
-            half: None,
-            dim: 2,
-            inner_product: false,
-        };
+        let g = graph(&neighbors, &offsets, &levels, &vectors);
         assert!(g.check().is_err());
         assert!(Graph {
             vectors: &vectors[1..],
