@@ -184,3 +184,25 @@ def test_caches_let_a_swapped_out_index_go():
     gc.collect()
     assert alive() is None
     assert key not in retrieval._GRAPHS and key not in retrieval._KINDS
+
+
+def test_walk_over_a_built_bundles_memory_mapped_index(tmp_path):
+    """`peakrec build --index-factory HNSW...` then `load_bundle`: FAISS maps the index's arrays at
+    whatever byte offset the file gives them (often not aligned for their type). The graph must
+    still read them right: its walk equals FAISS's search of the mapped index."""
+    import peakrec
+    from peakrec.cli import main
+
+    demo, bundles = tmp_path / "demo", tmp_path / "bundles"
+    assert main(["demo-data", "--items", "3000", "--users", "200", "--dim", "16", "--out", str(demo)]) == 0
+    inputs = ["--items", "items.jsonl", "--users", "users.jsonl", "--item-vectors", "item_vectors.npy"]
+    inputs += ["--user-vectors", "user_vectors.npy", "--config", "build.toml"]
+    args = [a if a.startswith("--") else str(demo / a) for a in inputs]
+    assert main(["build", *args, "--index-factory", "HNSW16,Flat", "--out", str(bundles), "--quiet"]) == 0
+    bundle = peakrec.load_bundle(bundles / (bundles / "CURRENT").read_text().strip())
+    graph, catalog = graph_of(bundle.index, half=False), open_catalog(3000)
+    params = faiss.SearchParametersHNSW(efSearch=64)
+    for q in np.random.default_rng(4).standard_normal((10, 16)).astype(np.float32):
+        rows = _core.hnsw_search(graph, catalog, None, q, 20, 64)[0]
+        assert rows.tolist() == search(bundle.index, q[None], 20, params)[0].tolist()
+    assert peakrec.Recommender(bundle).graph is not None

@@ -48,6 +48,11 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
 
 
 def _view(pointer, size: int) -> np.ndarray:
+    """A read-only view of FAISS's array, or an aligned copy: an index read with
+    ``IO_FLAG_MMAP`` maps its arrays at whatever byte offset the file gives them, and the walk
+    reads whole values."""
     array = faiss.rev_swig_ptr(pointer, size)
+    if not array.flags.aligned:
+        array = np.require(array, requirements=["A", "C"])
     array.flags.writeable = False
     return array
