@@ -3,18 +3,21 @@
 use crate::py_pipeline::{eligibility, slice, Catalog, Rules, RulesBorrow};
 use crate::to_py_err;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
-use peakrec_core::hnsw::{All, Graph};
+use peakrec_core::hnsw::{All, Graph, Packed, Value};
 use peakrec_core::CoreError;
 use pyo3::prelude::*;
 
-/// A FAISS `IndexHNSWFlat`'s graph and vectors, viewed in place (see `peakrec.retrieval.hnsw`).
+/// A FAISS `IndexHNSWFlat`'s graph and vectors, viewed in place (see `peakrec.retrieval.hnsw`):
+/// `neighbors` (int32), `offsets` (uint64), `levels` (int32) and `vectors` (float32, `dim` a row)
+/// as their bytes, at whatever alignment FAISS's memory map left them.
 #[pyclass(frozen, module = "peakrec._core")]
 pub struct HnswGraph {
-    neighbors: Py<PyArray1<i32>>,
-    offsets: Py<PyArray1<u64>>,
+    neighbors: Py<PyArray1<u8>>,
+    offsets: Py<PyArray1<u8>>,
     cum_neighbors: Py<PyArray1<i32>>,
-    levels: Py<PyArray1<i32>>,
-    vectors: Py<PyArray2<f32>>,
+    levels: Py<PyArray1<u8>>,
+    vectors: Py<PyArray1<u8>>,
+    dim: usize,
     half: Option<Py<PyArray2<u16>>>,
     entry_point: i32,
     max_level: i32,
@@ -23,11 +26,11 @@ pub struct HnswGraph {
 
 /// Borrows of an `HnswGraph`'s arrays.
 struct GraphBorrow<'py> {
-    neighbors: PyReadonlyArray1<'py, i32>,
-    offsets: PyReadonlyArray1<'py, u64>,
+    neighbors: PyReadonlyArray1<'py, u8>,
+    offsets: PyReadonlyArray1<'py, u8>,
     cum_neighbors: PyReadonlyArray1<'py, i32>,
-    levels: PyReadonlyArray1<'py, i32>,
-    vectors: numpy::PyReadonlyArray2<'py, f32>,
+    levels: PyReadonlyArray1<'py, u8>,
+    vectors: PyReadonlyArray1<'py, u8>,
     half: Option<numpy::PyReadonlyArray2<'py, u16>>,
 }
 
@@ -44,31 +47,37 @@ impl HnswGraph {
     }
 
     fn graph<'a>(&self, py: Python<'_>, b: &'a GraphBorrow<'_>) -> PyResult<Graph<'a>> {
-        let contiguous = |_| {
-            to_py_err(
-                py,
-                CoreError::InvalidInput("hnsw vectors must be C-contiguous".into()),
-            )
-        };
-        let vectors = b.vectors.as_slice().map_err(contiguous)?;
         let half = b
             .half
             .as_ref()
-            .map(|h| h.as_slice().map_err(contiguous))
+            .map(|h| {
+                h.as_slice().map_err(|_| {
+                    let message = "hnsw half-precision vectors must be C-contiguous";
+                    to_py_err(py, CoreError::InvalidInput(message.into()))
+                })
+            })
             .transpose()?;
         Ok(Graph {
-            neighbors: slice(py, &b.neighbors, "neighbors")?,
-            offsets: slice(py, &b.offsets, "offsets")?,
+            neighbors: packed(py, &b.neighbors, "neighbors")?,
+            offsets: packed(py, &b.offsets, "offsets")?,
             cum_neighbors: slice(py, &b.cum_neighbors, "cum_neighbors")?,
-            levels: slice(py, &b.levels, "levels")?,
+            levels: packed(py, &b.levels, "levels")?,
             entry_point: self.entry_point,
             max_level: self.max_level,
-            vectors,
+            vectors: packed(py, &b.vectors, "vectors")?,
             half,
-            dim: b.vectors.shape()[1],
+            dim: self.dim,
             inner_product: self.inner_product,
         })
     }
+}
+
+fn packed<'a, T: Value>(
+    py: Python<'_>,
+    bytes: &'a PyReadonlyArray1<'_, u8>,
+    name: &str,
+) -> PyResult<Packed<'a, T>> {
+    Packed::new(slice(py, bytes, name)?).map_err(|e| to_py_err(py, e))
 }
 
 #[pymethods]
@@ -79,11 +88,12 @@ impl HnswGraph {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        neighbors: Py<PyArray1<i32>>,
-        offsets: Py<PyArray1<u64>>,
+        neighbors: Py<PyArray1<u8>>,
+        offsets: Py<PyArray1<u8>>,
         cum_neighbors: Py<PyArray1<i32>>,
-        levels: Py<PyArray1<i32>>,
-        vectors: Py<PyArray2<f32>>,
+        levels: Py<PyArray1<u8>>,
+        vectors: Py<PyArray1<u8>>,
+        dim: usize,
         half: Option<Py<PyArray2<u16>>>,
         entry_point: i32,
         max_level: i32,
@@ -95,6 +105,7 @@ impl HnswGraph {
             cum_neighbors,
             levels,
             vectors,
+            dim,
             half,
             entry_point,
             max_level,
@@ -108,7 +119,7 @@ impl HnswGraph {
     }
 
     fn __len__(&self, py: Python<'_>) -> usize {
-        self.levels.bind(py).len()
+        self.levels.bind(py).len() / 4
     }
 }
 

@@ -113,11 +113,12 @@ def test_a_corrupt_graph_is_refused(index):
     vectors = faiss.rev_swig_ptr(storage.get_xb(), N * DIM).reshape(N, DIM)
     with pytest.raises(InvalidInputError, match="out of range"):
         _core.HnswGraph(
-            neighbors,
-            faiss.vector_to_array(hnsw.offsets),
+            neighbors.view(np.uint8),
+            faiss.vector_to_array(hnsw.offsets).view(np.uint8),
             faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
-            faiss.vector_to_array(hnsw.levels),
-            vectors,
+            faiss.vector_to_array(hnsw.levels).view(np.uint8),
+            np.ascontiguousarray(vectors).view(np.uint8).ravel(),
+            DIM,
             None,
             int(hnsw.entry_point),
             int(hnsw.max_level),

@@ -32,15 +32,16 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
     if metric not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2) or storage.metric_type != metric:
         return None
     hnsw, n, d = real.hnsw, real.ntotal, real.d
-    vectors = _view(storage.get_xb(), n * d).reshape(n, d)
+    vectors = _view(storage.get_xb(), n * d)
     half = half and 1e-2 <= float(np.abs(vectors).max()) <= 6e4
     return _core.HnswGraph(
-        _view(hnsw.neighbors.data(), hnsw.neighbors.size()),
-        _view(hnsw.offsets.data(), hnsw.offsets.size()),
+        _bytes(_view(hnsw.neighbors.data(), hnsw.neighbors.size())),
+        _bytes(_view(hnsw.offsets.data(), hnsw.offsets.size())),
         faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
-        _view(hnsw.levels.data(), hnsw.levels.size()),
-        vectors,
-        vectors.astype(np.float16).view(np.uint16) if half else None,
+        _bytes(_view(hnsw.levels.data(), hnsw.levels.size())),
+        _bytes(vectors),
+        d,
+        vectors.astype(np.float16).view(np.uint16).reshape(n, d) if half else None,
         int(hnsw.entry_point),
         int(hnsw.max_level),
         metric == faiss.METRIC_INNER_PRODUCT,
@@ -48,11 +49,13 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
 
 
 def _view(pointer, size: int) -> np.ndarray:
-    """A read-only view of FAISS's array, or an aligned copy: an index read with
-    ``IO_FLAG_MMAP`` maps its arrays at whatever byte offset the file gives them, and the walk
-    reads whole values."""
+    """A read-only view of FAISS's array (an index read with ``IO_FLAG_MMAP`` maps its arrays at
+    whatever byte offset the file gives them, so it may be unaligned for its type)."""
     array = faiss.rev_swig_ptr(pointer, size)
-    if not array.flags.aligned:
-        array = np.require(array, requirements=["A", "C"])
     array.flags.writeable = False
     return array
+
+
+def _bytes(array: np.ndarray) -> np.ndarray:
+    """``array``'s bytes, still in place: the walk reads values at any alignment."""
+    return array.view(np.uint8)

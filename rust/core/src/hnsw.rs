@@ -18,21 +18,94 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
 
+/// Little-endian values read from bytes at any alignment: an index FAISS memory-maps keeps its
+/// arrays at whatever byte offset the file gives them, so they are read in place, not as `&[T]`.
+#[derive(Clone, Copy)]
+pub struct Packed<'a, T> {
+    bytes: &'a [u8],
+    _values: std::marker::PhantomData<T>,
+}
+
+/// A value [`Packed`] can read.
+pub trait Value: Copy {
+    const SIZE: usize;
+    fn read(bytes: &[u8]) -> Self;
+}
+
+macro_rules! value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn read(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().unwrap())
+            }
+        }
+    )*};
+}
+value!(i32, u64, f32);
+
+impl<'a, T: Value> Packed<'a, T> {
+    /// `bytes` holds whole values (a trailing partial value is an error).
+    pub fn new(bytes: &'a [u8]) -> Result<Self> {
+        if !bytes.len().is_multiple_of(T::SIZE) {
+            return Err(invalid(format!(
+                "hnsw: {} bytes is not a whole number of {}-byte values",
+                bytes.len(),
+                T::SIZE
+            )));
+        }
+        Ok(Packed {
+            bytes,
+            _values: std::marker::PhantomData,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() / T::SIZE
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> T {
+        T::read(&self.bytes[i * T::SIZE..(i + 1) * T::SIZE])
+    }
+
+    /// Values `lo..hi`.
+    #[inline(always)]
+    pub fn range(&self, lo: usize, hi: usize) -> Packed<'a, T> {
+        Packed {
+            bytes: &self.bytes[lo * T::SIZE..hi * T::SIZE],
+            _values: std::marker::PhantomData,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = T> + 'a
+    where
+        T: 'a,
+    {
+        self.bytes.chunks_exact(T::SIZE).map(T::read)
+    }
+}
+
 /// A FAISS HNSW graph and its flat storage, as FAISS lays them out in memory.
 #[derive(Clone, Copy)]
 pub struct Graph<'a> {
     /// Every node's neighbour lists, level 0 first; -1 ends a short list.
-    pub neighbors: &'a [i32],
+    pub neighbors: Packed<'a, i32>,
     /// `[n + 1]`: where each node's lists start in `neighbors`.
-    pub offsets: &'a [u64],
+    pub offsets: Packed<'a, u64>,
     /// `[levels + 1]`: where each level's list starts within a node's lists.
     pub cum_neighbors: &'a [i32],
     /// `[n]`: the number of levels each node is on (its top level + 1).
-    pub levels: &'a [i32],
+    pub levels: Packed<'a, i32>,
     pub entry_point: i32,
     pub max_level: i32,
     /// `[n * dim]`, row-major.
-    pub vectors: &'a [f32],
+    pub vectors: Packed<'a, f32>,
     /// The same vectors in half precision (IEEE f16 bits), when the walk should read those: half
     /// the memory per distance; the rows returned are then ordered and scored from `vectors`.
     pub half: Option<&'a [u16]>,
@@ -140,8 +213,8 @@ impl Graph<'_> {
         {
             return Err(invalid("hnsw: level table is not ascending"));
         }
-        for (node, &levels) in self.levels.iter().enumerate() {
-            let end = self.offsets[node] as usize
+        for (node, levels) in self.levels.iter().enumerate() {
+            let end = self.offsets.get(node) as usize
                 + self.cum_neighbors[(levels.max(0) as usize).min(top)] as usize;
             if levels < 1 || levels as usize > top || end > self.neighbors.len() {
                 return Err(invalid(format!(
@@ -149,7 +222,7 @@ impl Graph<'_> {
                 )));
             }
         }
-        if self.neighbors.iter().any(|&v| v >= n as i32) {
+        if self.neighbors.iter().any(|v| v >= n as i32) {
             return Err(invalid("hnsw: a neighbour id is out of range"));
         }
         Ok(())
@@ -204,7 +277,7 @@ impl Graph<'_> {
         for level in (1..=self.max_level as usize).rev() {
             loop {
                 let before = nearest;
-                for &v in self.level_list(before, level) {
+                for v in self.level_list(before, level).iter() {
                     if v < 0 {
                         break;
                     }
@@ -249,7 +322,7 @@ impl Graph<'_> {
                 break;
             }
             fresh.clear();
-            for &v in self.level_list(node_of(top), 0) {
+            for v in self.level_list(node_of(top), 0).iter() {
                 if v < 0 {
                     break;
                 }
@@ -344,20 +417,20 @@ impl Graph<'_> {
 
     #[inline(always)]
     fn exact_distance<const FMA: bool>(&self, query: &[f32], node: usize) -> f32 {
-        let v = &self.vectors[node * self.dim..(node + 1) * self.dim];
+        let v = self.vectors.range(node * self.dim, (node + 1) * self.dim);
         if self.inner_product {
-            -dot::<FMA>(query, v)
+            -full_distance::<FMA, false>(query, v)
         } else {
-            l2::<FMA>(query, v)
+            full_distance::<FMA, true>(query, v)
         }
     }
 
     #[inline]
-    fn level_list(&self, node: usize, level: usize) -> &[i32] {
-        let base = self.offsets[node] as usize;
+    fn level_list(&self, node: usize, level: usize) -> Packed<'_, i32> {
+        let base = self.offsets.get(node) as usize;
         let lo = base + self.cum_neighbors[level] as usize;
         let hi = base + self.cum_neighbors[level + 1] as usize;
-        &self.neighbors[lo..hi]
+        self.neighbors.range(lo, hi)
     }
 
     /// Asks for the lines of the vector the walk reads for `node`.
@@ -375,7 +448,8 @@ impl Graph<'_> {
 
     #[inline]
     fn prefetch_exact(&self, node: usize) {
-        for line in self.vectors[node * self.dim..(node + 1) * self.dim].chunks(16) {
+        let row = self.vectors.range(node * self.dim, (node + 1) * self.dim);
+        for line in row.bytes.chunks(64) {
             crate::prefetch(&line[0]);
         }
     }
@@ -462,49 +536,38 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// `a · b` (or with `L2`, `|a - b|²`) for `b` read in place. With `SIMD` (only inside
+/// `search_avx2`) eight lanes at a time, else eight running sums (the same arithmetic).
 #[inline(always)]
-fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for j in 0..8 {
-            acc[j] = if FMA {
-                x[j].mul_add(y[j], acc[j])
-            } else {
-                acc[j] + x[j] * y[j]
-            };
+fn full_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: Packed<'_, f32>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
+        use std::arch::x86_64::*;
+        // SAFETY: SIMD is true only in `search_avx2`, compiled for AVX2 and FMA once the CPU was
+        // checked for them; every (unaligned) load reads 32 bytes inside `a` or `b`.
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for (x, y) in a.chunks_exact(8).zip(b.bytes.chunks_exact(32)) {
+                let (x, y) = (
+                    _mm256_loadu_ps(x.as_ptr()),
+                    _mm256_loadu_ps(y.as_ptr().cast()),
+                );
+                acc = if L2 {
+                    let diff = _mm256_sub_ps(x, y);
+                    _mm256_fmadd_ps(diff, diff, acc)
+                } else {
+                    _mm256_fmadd_ps(x, y, acc)
+                };
+            }
+            return sum8(acc);
         }
     }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline(always)]
-fn l2<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for j in 0..8 {
-            let diff = x[j] - y[j];
-            acc[j] = if FMA {
-                diff.mul_add(diff, acc[j])
-            } else {
-                acc[j] + diff * diff
-            };
-        }
+    for (i, &x) in a.iter().enumerate() {
+        let y = b.get(i);
+        acc[i % 8] += if L2 { (x - y) * (x - y) } else { x * y };
     }
-    acc.iter().sum::<f32>() + tail
+    acc.iter().sum()
 }
 
 /// One search's working memory, pooled across searches and threads: a visited bitset (n / 8
@@ -555,12 +618,14 @@ mod tests {
     use super::*;
 
     /// A two-level graph over points on a line: level 0 links each point to its neighbours
-    /// within 2, level 1 holds every fourth point linked to the next and previous ones.
-    fn line(n: usize) -> (Vec<i32>, Vec<u64>, Vec<i32>, Vec<f32>) {
+    /// within 2, level 1 holds every fourth point linked to the next and previous ones. As
+    /// bytes (neighbours, offsets, levels, vectors), one byte past an aligned start, as a
+    /// memory-mapped FAISS file may leave them.
+    fn line(n: usize) -> [Vec<u8>; 4] {
         let (w0, w1) = (4usize, 2usize);
         let mut neighbors = Vec::new();
         let mut offsets = vec![0u64];
-        let mut levels = Vec::new();
+        let mut levels: Vec<i32> = Vec::new();
         for i in 0..n {
             let mut l0: Vec<i32> = [i as i64 - 2, i as i64 - 1, i as i64 + 1, i as i64 + 2]
                 .into_iter()
@@ -583,24 +648,25 @@ mod tests {
             offsets.push(neighbors.len() as u64);
             levels.push(if i % 4 == 0 { 2 } else { 1 });
         }
-        let vectors = (0..n).flat_map(|i| [i as f32, 1.0]).collect();
-        (neighbors, offsets, levels, vectors)
+        let vectors = (0..n).flat_map(|i| [i as f32, 1.0]);
+        let misaligned = |bytes: Vec<u8>| [vec![0u8], bytes].concat();
+        [
+            misaligned(neighbors.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            misaligned(offsets.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            misaligned(levels.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            misaligned(vectors.flat_map(|v| v.to_le_bytes()).collect()),
+        ]
     }
 
-    fn graph<'a>(
-        neighbors: &'a [i32],
-        offsets: &'a [u64],
-        levels: &'a [i32],
-        vectors: &'a [f32],
-    ) -> Graph<'a> {
+    fn graph(parts: &[Vec<u8>; 4]) -> Graph<'_> {
         Graph {
-            neighbors,
-            offsets,
+            neighbors: Packed::new(&parts[0][1..]).unwrap(),
+            offsets: Packed::new(&parts[1][1..]).unwrap(),
             cum_neighbors: &[0, 4, 6],
-            levels,
+            levels: Packed::new(&parts[2][1..]).unwrap(),
             entry_point: 0,
             max_level: 1,
-            vectors,
+            vectors: Packed::new(&parts[3][1..]).unwrap(),
             half: None,
             dim: 2,
             inner_product: false,
@@ -609,8 +675,8 @@ mod tests {
 
     #[test]
     fn finds_the_nearest_admitted_points_on_a_line() {
-        let (neighbors, offsets, levels, vectors) = line(200);
-        let g = graph(&neighbors, &offsets, &levels, &vectors);
+        let parts = line(200);
+        let g = graph(&parts);
         g.check().unwrap();
         let found = g.search(&[120.2, 1.0], 3, 8, All).unwrap();
         assert_eq!(found.rows, vec![120, 121, 119]);
@@ -626,16 +692,18 @@ mod tests {
 
     #[test]
     fn rejects_a_graph_whose_lists_leave_the_arrays() {
-        let (mut neighbors, offsets, levels, vectors) = line(20);
-        neighbors[3] = 20;
-        let g = graph(&neighbors, &offsets, &levels, &vectors);
+        let mut parts = line(20);
+        parts[0][1 + 3 * 4..1 + 4 * 4].copy_from_slice(&20i32.to_le_bytes());
+        let g = graph(&parts);
         assert!(g.check().is_err());
+        let short = Packed::new(&parts[3][5..]).unwrap();
         assert!(Graph {
-            vectors: &vectors[1..],
-            ..g
+            vectors: short,
+            ..graph(&line(20))
         }
         .check()
         .is_err());
+        assert!(Packed::<f32>::new(&parts[3][2..]).is_err());
     }
 
     #[test]
