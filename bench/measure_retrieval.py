@@ -13,7 +13,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from peakrec import Recommender, _core
-from peakrec.pipeline.synthetic import NOW, synthetic_bundle
+from peakrec.pipeline.synthetic import NOW, open_catalog, synthetic_bundle
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
 from peakrec.state import ItemState
 
@@ -29,17 +29,7 @@ rec = Recommender(bundle)
 state = ItemState.from_arrays(np.ones(n, np.int32) * 5, np.ones(n, np.float32))
 items = bundle.items
 # Everyone sells everywhere, everything launched: selectivity comes from `available` alone.
-cat = _core.Catalog(
-    np.asarray(items.brand, np.int32),
-    np.asarray(items.category, np.int32),
-    np.full((n, 1), 1, np.uint64),
-    np.zeros(n, np.int64),
-    np.zeros(n, np.int64),
-    np.zeros(n, np.int64),
-    np.zeros(n, np.uint8),
-    np.zeros(n, np.uint64),
-    np.zeros(n, np.float32),
-)
+cat = open_catalog(n, items.brand, items.category)
 ef = int(sys.argv[2]) if len(sys.argv) > 2 else 128
 config = RetrievalConfig(ef_search=ef)
 queries = bundle.users.vectors[np.flatnonzero(bundle.users.has_vector)[:20]]  # no zero vectors

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from peakrec import Recommender, _core
+from peakrec import Recommender
 from peakrec.catalog.demo_data import DemoSpec, generate
 from peakrec.pipeline.synthetic import synthetic_bundle
 
@@ -46,19 +45,3 @@ def hnsw_bundle():
 @pytest.fixture(scope="session")
 def recommender(bundle):
     return Recommender(bundle)
-
-
-def open_catalog(n: int, brand=None, category=None) -> _core.Catalog:
-    """A catalogue of ``n`` items, each sold in every region, launched, neither presale nor
-    member-only, in no campaign: only the live state restricts what is eligible."""
-    return _core.Catalog(
-        np.zeros(n, np.int32) if brand is None else np.asarray(brand, np.int32),
-        np.zeros(n, np.int32) if category is None else np.asarray(category, np.int32),
-        np.full((n, 2), ~np.uint64(0), np.uint64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.uint8),
-        np.zeros(n, np.uint64),
-        np.zeros(n, np.float32),
-    )

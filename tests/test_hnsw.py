@@ -8,9 +8,9 @@ eligible rows. The default half-precision walk is held to FAISS's results within
 import faiss
 import numpy as np
 import pytest
-from conftest import open_catalog
 from peakrec import _core
 from peakrec.errors import InvalidInputError
+from peakrec.pipeline.synthetic import open_catalog
 from peakrec.retrieval.hnsw import graph_of
 from peakrec.retrieval.search import bitmap_selector, search
 from peakrec.state import ItemState

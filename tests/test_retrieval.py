@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import open_catalog
 from peakrec import _core
-from peakrec.pipeline.synthetic import NOW, synthetic_bundle
+from peakrec.pipeline.synthetic import NOW, open_catalog, synthetic_bundle
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
 from peakrec.state import ItemState
 
