@@ -3,7 +3,7 @@
 use crate::py_pipeline::{eligibility, slice, Catalog, Rules, RulesBorrow};
 use crate::to_py_err;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
-use peakrec_core::hnsw::{All, Graph, Packed, Value};
+use peakrec_core::hnsw::{All, Graph, Unaligned, Value};
 use peakrec_core::CoreError;
 use pyo3::prelude::*;
 
@@ -76,8 +76,8 @@ fn packed<'a, T: Value>(
     py: Python<'_>,
     bytes: &'a PyReadonlyArray1<'_, u8>,
     name: &str,
-) -> PyResult<Packed<'a, T>> {
-    Packed::new(slice(py, bytes, name)?).map_err(|e| to_py_err(py, e))
+) -> PyResult<Unaligned<'a, T>> {
+    Unaligned::new(slice(py, bytes, name)?).map_err(|e| to_py_err(py, e))
 }
 
 #[pymethods]

@@ -21,12 +21,12 @@ use std::sync::Mutex;
 /// Little-endian values read from bytes at any alignment: an index FAISS memory-maps keeps its
 /// arrays at whatever byte offset the file gives them, so they are read in place, not as `&[T]`.
 #[derive(Clone, Copy)]
-pub struct Packed<'a, T> {
+pub struct Unaligned<'a, T> {
     bytes: &'a [u8],
     _values: std::marker::PhantomData<T>,
 }
 
-/// A value [`Packed`] can read.
+/// A value [`Unaligned`] can read.
 pub trait Value: Copy {
     const SIZE: usize;
     fn read(bytes: &[u8]) -> Self;
@@ -45,7 +45,7 @@ macro_rules! value {
 }
 value!(i32, u64, f32);
 
-impl<'a, T: Value> Packed<'a, T> {
+impl<'a, T: Value> Unaligned<'a, T> {
     /// `bytes` holds whole values (a trailing partial value is an error).
     pub fn new(bytes: &'a [u8]) -> Result<Self> {
         if !bytes.len().is_multiple_of(T::SIZE) {
@@ -55,7 +55,7 @@ impl<'a, T: Value> Packed<'a, T> {
                 T::SIZE
             )));
         }
-        Ok(Packed {
+        Ok(Unaligned {
             bytes,
             _values: std::marker::PhantomData,
         })
@@ -76,8 +76,8 @@ impl<'a, T: Value> Packed<'a, T> {
 
     /// Values `lo..hi`.
     #[inline(always)]
-    pub fn range(&self, lo: usize, hi: usize) -> Packed<'a, T> {
-        Packed {
+    pub fn range(&self, lo: usize, hi: usize) -> Unaligned<'a, T> {
+        Unaligned {
             bytes: &self.bytes[lo * T::SIZE..hi * T::SIZE],
             _values: std::marker::PhantomData,
         }
@@ -95,17 +95,17 @@ impl<'a, T: Value> Packed<'a, T> {
 #[derive(Clone, Copy)]
 pub struct Graph<'a> {
     /// Every node's neighbour lists, level 0 first; -1 ends a short list.
-    pub neighbors: Packed<'a, i32>,
+    pub neighbors: Unaligned<'a, i32>,
     /// `[n + 1]`: where each node's lists start in `neighbors`.
-    pub offsets: Packed<'a, u64>,
+    pub offsets: Unaligned<'a, u64>,
     /// `[levels + 1]`: where each level's list starts within a node's lists.
     pub cum_neighbors: &'a [i32],
     /// `[n]`: the number of levels each node is on (its top level + 1).
-    pub levels: Packed<'a, i32>,
+    pub levels: Unaligned<'a, i32>,
     pub entry_point: i32,
     pub max_level: i32,
     /// `[n * dim]`, row-major.
-    pub vectors: Packed<'a, f32>,
+    pub vectors: Unaligned<'a, f32>,
     /// The same vectors in half precision (IEEE f16 bits), when the walk should read those: half
     /// the memory per distance; the rows returned are then ordered and scored from `vectors`.
     pub half: Option<&'a [u16]>,
@@ -426,7 +426,7 @@ impl Graph<'_> {
     }
 
     #[inline]
-    fn level_list(&self, node: usize, level: usize) -> Packed<'_, i32> {
+    fn level_list(&self, node: usize, level: usize) -> Unaligned<'_, i32> {
         let base = self.offsets.get(node) as usize;
         let lo = base + self.cum_neighbors[level] as usize;
         let hi = base + self.cum_neighbors[level + 1] as usize;
@@ -501,18 +501,30 @@ fn half_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: &[u16]) -> f32 
                     _mm256_loadu_ps(x.as_ptr()),
                     _mm256_cvtph_ps(_mm_loadu_si128(y.as_ptr().cast())),
                 );
-                acc = if L2 {
-                    let diff = _mm256_sub_ps(x, y);
-                    _mm256_fmadd_ps(diff, diff, acc)
-                } else {
-                    _mm256_fmadd_ps(x, y, acc)
-                };
+                acc = lane_step::<L2>(x, y, acc);
             }
             return sum8(acc);
         }
     }
     let term = |x: f32, y: f32| if L2 { (x - y) * (x - y) } else { x * y };
     a.iter().zip(b).map(|(&x, &y)| term(x, f16_to_f32(y))).sum()
+}
+
+/// One eight-lane step of a distance: `acc + x·y`, or with `L2`, `acc + (x - y)²`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lane_step<const L2: bool>(
+    x: std::arch::x86_64::__m256,
+    y: std::arch::x86_64::__m256,
+    acc: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    if L2 {
+        let diff = _mm256_sub_ps(x, y);
+        _mm256_fmadd_ps(diff, diff, acc)
+    } else {
+        _mm256_fmadd_ps(x, y, acc)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -539,7 +551,7 @@ fn f16_to_f32(h: u16) -> f32 {
 /// `a · b` (or with `L2`, `|a - b|²`) for `b` read in place. With `SIMD` (only inside
 /// `search_avx2`) eight lanes at a time, else eight running sums (the same arithmetic).
 #[inline(always)]
-fn full_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: Packed<'_, f32>) -> f32 {
+fn full_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: Unaligned<'_, f32>) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
         use std::arch::x86_64::*;
@@ -552,12 +564,7 @@ fn full_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: Packed<'_, f32>
                     _mm256_loadu_ps(x.as_ptr()),
                     _mm256_loadu_ps(y.as_ptr().cast()),
                 );
-                acc = if L2 {
-                    let diff = _mm256_sub_ps(x, y);
-                    _mm256_fmadd_ps(diff, diff, acc)
-                } else {
-                    _mm256_fmadd_ps(x, y, acc)
-                };
+                acc = lane_step::<L2>(x, y, acc);
             }
             return sum8(acc);
         }
@@ -660,13 +667,13 @@ mod tests {
 
     fn graph(parts: &[Vec<u8>; 4]) -> Graph<'_> {
         Graph {
-            neighbors: Packed::new(&parts[0][1..]).unwrap(),
-            offsets: Packed::new(&parts[1][1..]).unwrap(),
+            neighbors: Unaligned::new(&parts[0][1..]).unwrap(),
+            offsets: Unaligned::new(&parts[1][1..]).unwrap(),
             cum_neighbors: &[0, 4, 6],
-            levels: Packed::new(&parts[2][1..]).unwrap(),
+            levels: Unaligned::new(&parts[2][1..]).unwrap(),
             entry_point: 0,
             max_level: 1,
-            vectors: Packed::new(&parts[3][1..]).unwrap(),
+            vectors: Unaligned::new(&parts[3][1..]).unwrap(),
             half: None,
             dim: 2,
             inner_product: false,
@@ -696,14 +703,14 @@ mod tests {
         parts[0][1 + 3 * 4..1 + 4 * 4].copy_from_slice(&20i32.to_le_bytes());
         let g = graph(&parts);
         assert!(g.check().is_err());
-        let short = Packed::new(&parts[3][5..]).unwrap();
+        let short = Unaligned::new(&parts[3][5..]).unwrap();
         assert!(Graph {
             vectors: short,
             ..graph(&line(20))
         }
         .check()
         .is_err());
-        assert!(Packed::<f32>::new(&parts[3][2..]).is_err());
+        assert!(Unaligned::<f32>::new(&parts[3][2..]).is_err());
     }
 
     #[test]
