@@ -1,8 +1,8 @@
 //! Bindings of the filtered HNSW search (`peakrec_core::hnsw`) over a FAISS index's own arrays.
 
-use crate::py_pipeline::{eligibility, slice, Catalog, Rules, RulesBorrow};
+use crate::py_pipeline::{eligibility, slice, Catalog, Rules};
 use crate::to_py_err;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use peakrec_core::hnsw::{All, Graph, Unaligned, Value};
 use peakrec_core::CoreError;
 use pyo3::prelude::*;
@@ -24,47 +24,27 @@ pub struct HnswGraph {
     inner_product: bool,
 }
 
-/// Borrows of an `HnswGraph`'s arrays.
-struct GraphBorrow<'py> {
-    neighbors: PyReadonlyArray1<'py, u8>,
-    offsets: PyReadonlyArray1<'py, u8>,
-    cum_neighbors: PyReadonlyArray1<'py, i32>,
-    levels: PyReadonlyArray1<'py, u8>,
-    vectors: PyReadonlyArray1<'py, u8>,
-    half: Option<numpy::PyReadonlyArray2<'py, u16>>,
-}
-
 impl HnswGraph {
-    fn borrow<'py>(&self, py: Python<'py>) -> GraphBorrow<'py> {
-        GraphBorrow {
-            neighbors: self.neighbors.bind(py).readonly(),
-            offsets: self.offsets.bind(py).readonly(),
-            cum_neighbors: self.cum_neighbors.bind(py).readonly(),
-            levels: self.levels.bind(py).readonly(),
-            vectors: self.vectors.bind(py).readonly(),
-            half: self.half.as_ref().map(|h| h.bind(py).readonly()),
-        }
-    }
-
-    fn graph<'a>(&self, py: Python<'_>, b: &'a GraphBorrow<'_>) -> PyResult<Graph<'a>> {
-        let half = b
+    fn graph<'a>(&'a self, py: Python<'a>) -> PyResult<Graph<'a>> {
+        let half = self
             .half
             .as_ref()
             .map(|h| {
-                h.as_slice().map_err(|_| {
+                // SAFETY: as in `slice`.
+                unsafe { h.bind(py).as_slice() }.map_err(|_| {
                     let message = "hnsw half-precision vectors must be C-contiguous";
                     to_py_err(py, CoreError::InvalidInput(message.into()))
                 })
             })
             .transpose()?;
         Ok(Graph {
-            neighbors: packed(py, &b.neighbors, "neighbors")?,
-            offsets: packed(py, &b.offsets, "offsets")?,
-            cum_neighbors: slice(py, &b.cum_neighbors, "cum_neighbors")?,
-            levels: packed(py, &b.levels, "levels")?,
+            neighbors: packed(py, &self.neighbors, "neighbors")?,
+            offsets: packed(py, &self.offsets, "offsets")?,
+            cum_neighbors: slice(py, self.cum_neighbors.bind(py), "cum_neighbors")?,
+            levels: packed(py, &self.levels, "levels")?,
             entry_point: self.entry_point,
             max_level: self.max_level,
-            vectors: packed(py, &b.vectors, "vectors")?,
+            vectors: packed(py, &self.vectors, "vectors")?,
             half,
             dim: self.dim,
             inner_product: self.inner_product,
@@ -73,11 +53,11 @@ impl HnswGraph {
 }
 
 fn packed<'a, T: Value>(
-    py: Python<'_>,
-    bytes: &'a PyReadonlyArray1<'_, u8>,
+    py: Python<'a>,
+    bytes: &'a Py<PyArray1<u8>>,
     name: &str,
 ) -> PyResult<Unaligned<'a, T>> {
-    Unaligned::new(slice(py, bytes, name)?).map_err(|e| to_py_err(py, e))
+    Unaligned::new(slice(py, bytes.bind(py), name)?).map_err(|e| to_py_err(py, e))
 }
 
 #[pymethods]
@@ -111,10 +91,8 @@ impl HnswGraph {
             max_level,
             inner_product,
         };
-        let b = graph.borrow(py);
-        let g = graph.graph(py, &b)?;
+        let g = graph.graph(py)?;
         py.detach(|| g.check()).map_err(|e| to_py_err(py, e))?;
-        drop(b);
         Ok(graph)
     }
 
@@ -135,7 +113,7 @@ fn hnsw_search<'py>(
     graph: &HnswGraph,
     catalog: &Catalog,
     rules: Option<&Rules>,
-    query: PyReadonlyArray1<'py, f32>,
+    query: &Bound<'py, PyArray1<f32>>,
     k: usize,
     ef: usize,
 ) -> PyResult<(
@@ -145,21 +123,18 @@ fn hnsw_search<'py>(
     usize,
     usize,
 )> {
-    let gb = graph.borrow(py);
-    let g = graph.graph(py, &gb)?;
-    let query = slice(py, &query, "query")?;
+    let g = graph.graph(py)?;
+    let query = slice(py, query, "query")?;
     if query.iter().any(|v| !v.is_finite()) {
         return Err(to_py_err(
             py,
             CoreError::InvalidInput("query vector must be finite".into()),
         ));
     }
-    let cb = catalog.borrow(py);
     let found = match rules {
         None => py.detach(|| g.search(query, k, ef, All)),
         Some(rules) => {
-            let rb = RulesBorrow::new(py, rules);
-            let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+            let e = eligibility(py, catalog, rules)?;
             if e.len() != g.len() {
                 return Err(to_py_err(
                     py,

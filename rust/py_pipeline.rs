@@ -6,12 +6,10 @@
 //! `DETACH_ABOVE`).
 
 use crate::to_py_err;
-use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
-    self as elig, Eligibility, ItemColumns, LiveState, Packed, Records, Rules as CoreRules,
+    self as elig, Eligibility, ItemColumns, LiveState, Records, Rules as CoreRules,
 };
 use peakrec_core::rank::{self, RankColumns, RankParams};
 use peakrec_core::CoreError;
@@ -21,21 +19,28 @@ fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
     to_py_err(py, CoreError::InvalidInput(message.into()))
 }
 
+/// The elements of a contiguous 1-d array, read without rust-numpy's borrow tracking.
+///
+/// A tracked borrow costs ~150 ns (an entry taken and released in a global hash map), and a
+/// request takes a dozen or more: more than ranking its candidates. The tracking only guards
+/// against a writable borrow taken through rust-numpy, which this crate never takes. Writes from
+/// Python (the live state is updated while serving) are not tracked either way.
 pub(crate) fn slice<'a, T: numpy::Element>(
     py: Python<'_>,
-    arr: &'a PyReadonlyArray1<'_, T>,
+    arr: &'a Bound<'_, PyArray1<T>>,
     name: &str,
 ) -> PyResult<&'a [T]> {
-    arr.as_slice()
+    // SAFETY: no `&mut` to these elements exists in this crate (see above).
+    unsafe { arr.as_slice() }
         .map_err(|_| invalid(py, format!("{name} must be a contiguous 1-d array")))
 }
 
 fn opt_slice<'a>(
     py: Python<'_>,
-    arr: &'a Option<PyReadonlyArray1<'_, u8>>,
+    arr: Option<&'a Bound<'_, PyArray1<u8>>>,
     name: &str,
 ) -> PyResult<Option<&'a [u8]>> {
-    arr.as_ref().map(|a| slice(py, a, name)).transpose()
+    arr.map(|a| slice(py, a, name)).transpose()
 }
 
 /// Candidates below which a call keeps the GIL: releasing and re-taking it costs ~1-2 µs, as
@@ -119,101 +124,64 @@ impl Rules {
     }
 }
 
-/// Borrows of one `Rules`' arrays, alive while the core reads them.
-pub(crate) struct RulesBorrow<'py> {
-    stock: PyReadonlyArray1<'py, i32>,
-    price: PyReadonlyArray1<'py, f32>,
-    available: PyReadonlyArray1<'py, u8>,
-    brand_ok: Option<PyReadonlyArray1<'py, u8>>,
-    category_ok: Option<PyReadonlyArray1<'py, u8>>,
-    member_brands: Option<PyReadonlyArray1<'py, u8>>,
-    excluded: Option<PyReadonlyArray1<'py, i64>>,
-}
-
-impl<'py> RulesBorrow<'py> {
-    pub(crate) fn new(py: Python<'py>, r: &Rules) -> Self {
-        RulesBorrow {
-            stock: r.stock.bind(py).readonly(),
-            price: r.price.bind(py).readonly(),
-            available: r.available.bind(py).readonly(),
-            brand_ok: r.brand_ok.as_ref().map(|a| a.bind(py).readonly()),
-            category_ok: r.category_ok.as_ref().map(|a| a.bind(py).readonly()),
-            member_brands: r.member_brands.as_ref().map(|a| a.bind(py).readonly()),
-            excluded: r.excluded.as_ref().map(|a| a.bind(py).readonly()),
-        }
-    }
-}
-
-/// Borrows of a `Catalog`'s arrays.
-pub(crate) struct CatalogBorrow<'py> {
-    brand: PyReadonlyArray1<'py, i32>,
-    category: PyReadonlyArray1<'py, i32>,
-    regions: numpy::PyReadonlyArray2<'py, u64>,
-    launch_ts: PyReadonlyArray1<'py, i64>,
-    presale_start: PyReadonlyArray1<'py, i64>,
-    presale_end: PyReadonlyArray1<'py, i64>,
-    member_only: PyReadonlyArray1<'py, u8>,
-    campaigns: PyReadonlyArray1<'py, u64>,
-    popularity: PyReadonlyArray1<'py, f32>,
-    packed: Option<&'py [Packed]>,
-}
-
-impl<'py> CatalogBorrow<'py> {
-    pub(crate) fn items(&self, py: Python<'_>) -> PyResult<ItemColumns<'_>> {
+impl Catalog {
+    pub(crate) fn items<'a>(&'a self, py: Python<'a>) -> PyResult<ItemColumns<'a>> {
+        let regions = self.regions.bind(py);
         Ok(ItemColumns {
-            brand: slice(py, &self.brand, "brand")?,
-            category: slice(py, &self.category, "category")?,
-            regions: self
-                .regions
-                .as_slice()
+            brand: slice(py, self.brand.bind(py), "brand")?,
+            category: slice(py, self.category.bind(py), "category")?,
+            // SAFETY: as in `slice`.
+            regions: unsafe { regions.as_slice() }
                 .map_err(|_| invalid(py, "regions must be C-contiguous"))?,
-            region_words: self.regions.shape()[1],
-            launch_ts: slice(py, &self.launch_ts, "launch_ts")?,
-            presale_start: slice(py, &self.presale_start, "presale_start")?,
-            presale_end: slice(py, &self.presale_end, "presale_end")?,
-            member_only: slice(py, &self.member_only, "member_only")?,
-            packed: self.packed,
+            region_words: regions.shape()[1],
+            launch_ts: slice(py, self.launch_ts.bind(py), "launch_ts")?,
+            presale_start: slice(py, self.presale_start.bind(py), "presale_start")?,
+            presale_end: slice(py, self.presale_end.bind(py), "presale_end")?,
+            member_only: slice(py, self.member_only.bind(py), "member_only")?,
+            packed: self.packed.as_ref().map(Records::as_slice),
         })
     }
 
-    fn rank_columns(&self, py: Python<'_>) -> PyResult<RankColumns<'_>> {
+    fn rank_columns<'a>(&'a self, py: Python<'a>) -> PyResult<RankColumns<'a>> {
         Ok(RankColumns {
-            brand: slice(py, &self.brand, "brand")?,
-            category: slice(py, &self.category, "category")?,
-            launch_ts: slice(py, &self.launch_ts, "launch_ts")?,
-            campaigns: slice(py, &self.campaigns, "campaigns")?,
-            popularity: slice(py, &self.popularity, "popularity")?,
-            packed: self.packed,
+            brand: slice(py, self.brand.bind(py), "brand")?,
+            category: slice(py, self.category.bind(py), "category")?,
+            launch_ts: slice(py, self.launch_ts.bind(py), "launch_ts")?,
+            campaigns: slice(py, self.campaigns.bind(py), "campaigns")?,
+            popularity: slice(py, self.popularity.bind(py), "popularity")?,
+            packed: self.packed.as_ref().map(Records::as_slice),
         })
     }
 }
 
+/// The eligibility rules of `r` over `catalog`'s items.
 pub(crate) fn eligibility<'a>(
-    py: Python<'_>,
-    items: ItemColumns<'a>,
-    rb: &'a RulesBorrow<'_>,
-    r: &Rules,
+    py: Python<'a>,
+    catalog: &'a Catalog,
+    r: &'a Rules,
 ) -> PyResult<Eligibility<'a>> {
     let live = LiveState {
-        stock: slice(py, &rb.stock, "stock")?,
-        price: slice(py, &rb.price, "price")?,
-        available: slice(py, &rb.available, "available")?,
+        stock: slice(py, r.stock.bind(py), "stock")?,
+        price: slice(py, r.price.bind(py), "price")?,
+        available: slice(py, r.available.bind(py), "available")?,
     };
-    let excluded: &[i64] = match &rb.excluded {
-        Some(e) => slice(py, e, "excluded")?,
+    let excluded: &[i64] = match &r.excluded {
+        Some(e) => slice(py, e.bind(py), "excluded")?,
         None => &[],
     };
+    let opt =
+        |a: &'a Option<Py<PyArray1<u8>>>, name| opt_slice(py, a.as_ref().map(|a| a.bind(py)), name);
     let rules = CoreRules {
         region: r.region,
         now: r.now,
         price_min: r.price_min,
         price_max: r.price_max,
-        brand_ok: opt_slice(py, &rb.brand_ok, "brand_ok")?,
-        category_ok: opt_slice(py, &rb.category_ok, "category_ok")?,
-        member_brands: opt_slice(py, &rb.member_brands, "member_brands")?,
+        brand_ok: opt(&r.brand_ok, "brand_ok")?,
+        category_ok: opt(&r.category_ok, "category_ok")?,
+        member_brands: opt(&r.member_brands, "member_brands")?,
         excluded,
     };
-    Eligibility::new(items, live, rules).map_err(|e| to_py_err(py, e))
+    Eligibility::new(catalog.items(py)?, live, rules).map_err(|e| to_py_err(py, e))
 }
 
 #[pymethods]
@@ -247,23 +215,22 @@ impl Catalog {
             packed: None,
         };
         // Validate shapes and contiguity once, here, rather than on the first request.
-        let b = catalog.borrow(py);
-        b.items(py)?;
-        let cols = b.rank_columns(py)?;
-        for (name, len) in [
-            ("campaigns", cols.campaigns.len()),
-            ("popularity", cols.popularity.len()),
-        ] {
-            if len != n {
-                return Err(invalid(
-                    py,
-                    format!("items/{name} has {len} rows, items/brand has {n}"),
-                ));
+        let packed = {
+            let items = catalog.items(py)?;
+            let cols = catalog.rank_columns(py)?;
+            for (name, len) in [
+                ("campaigns", cols.campaigns.len()),
+                ("popularity", cols.popularity.len()),
+            ] {
+                if len != n {
+                    return Err(invalid(
+                        py,
+                        format!("items/{name} has {len} rows, items/brand has {n}"),
+                    ));
+                }
             }
-        }
-        let packed = elig::pack(&b.items(py)?, cols.campaigns, cols.popularity)
-            .map_err(|e| to_py_err(py, e))?;
-        drop(b);
+            elig::pack(&items, cols.campaigns, cols.popularity).map_err(|e| to_py_err(py, e))?
+        };
         catalog.packed = Some(packed);
         Ok(catalog)
     }
@@ -279,9 +246,7 @@ impl Catalog {
         py: Python<'py>,
         rules: &Rules,
     ) -> PyResult<(Bound<'py, PyArray1<u64>>, usize)> {
-        let cb = self.borrow(py);
-        let rb = RulesBorrow::new(py, rules);
-        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+        let e = eligibility(py, self, rules)?;
         let (words, count) = py.detach(|| {
             let set = e.bitset();
             let count = set.count();
@@ -293,9 +258,7 @@ impl Catalog {
     /// Estimated fraction of eligible items from `samples` evenly spread rows.
     #[pyo3(signature = (rules, samples=2048))]
     fn sample_fraction(&self, py: Python<'_>, rules: &Rules, samples: usize) -> PyResult<f64> {
-        let cb = self.borrow(py);
-        let rb = RulesBorrow::new(py, rules);
-        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
+        let e = eligibility(py, self, rules)?;
         Ok(py.detach(|| e.sample_fraction(samples)))
     }
 
@@ -304,12 +267,10 @@ impl Catalog {
         &self,
         py: Python<'py>,
         rules: &Rules,
-        rows: PyReadonlyArray1<'py, i64>,
+        rows: &Bound<'py, PyArray1<i64>>,
     ) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        let cb = self.borrow(py);
-        let rb = RulesBorrow::new(py, rules);
-        let e = eligibility(py, cb.items(py)?, &rb, rules)?;
-        let rows = slice(py, &rows, "rows")?;
+        let e = eligibility(py, self, rules)?;
+        let rows = slice(py, rows, "rows")?;
         let ok = detach_if_large(py, rows.len(), || e.check_rows(rows));
         Ok(PyArray1::from_slice(py, &ok))
     }
@@ -327,9 +288,9 @@ impl Catalog {
         &self,
         py: Python<'py>,
         rules: Option<&Rules>,
-        rows: PyReadonlyArray1<'py, i64>,
-        relevance: PyReadonlyArray1<'py, f32>,
-        sources: PyReadonlyArray1<'py, u8>,
+        rows: &Bound<'py, PyArray1<i64>>,
+        relevance: &Bound<'py, PyArray1<f32>>,
+        sources: &Bound<'py, PyArray1<u8>>,
         page: usize,
         page_size: usize,
         now: i64,
@@ -338,19 +299,18 @@ impl Catalog {
         new_boost: f32,
         new_window: i64,
         new_slots: usize,
-        campaign_boost: Option<PyReadonlyArray1<'py, f32>>,
+        campaign_boost: Option<&Bound<'py, PyArray1<f32>>>,
         member_boost: f32,
         considered_boost: f32,
         max_per_brand: usize,
         max_per_category: usize,
-        member_brands: Option<PyReadonlyArray1<'py, u8>>,
-        considered_categories: Option<PyReadonlyArray1<'py, u8>>,
+        member_brands: Option<&Bound<'py, PyArray1<u8>>>,
+        considered_categories: Option<&Bound<'py, PyArray1<u8>>>,
         pool_per_page: f32,
         limited_sources: u32,
     ) -> PyResult<RankOutput<'py>> {
-        let cb = self.borrow(py);
         let mut boosts = [0f32; 64];
-        if let Some(cbst) = &campaign_boost {
+        if let Some(cbst) = campaign_boost {
             let s = slice(py, cbst, "campaign_boost")?;
             if s.len() > 64 {
                 return Err(invalid(
@@ -377,19 +337,15 @@ impl Catalog {
             pool_per_page,
             limited_sources,
         };
-        let rb = rules.map(|r| RulesBorrow::new(py, r));
-        let e = match (&rb, rules) {
-            (Some(rb), Some(r)) => Some(eligibility(py, cb.items(py)?, rb, r)?),
-            _ => None,
-        };
-        let cols = cb.rank_columns(py)?;
+        let e = rules.map(|r| eligibility(py, self, r)).transpose()?;
+        let cols = self.rank_columns(py)?;
         let (rows, relevance, sources) = (
-            slice(py, &rows, "rows")?,
-            slice(py, &relevance, "relevance")?,
-            slice(py, &sources, "sources")?,
+            slice(py, rows, "rows")?,
+            slice(py, relevance, "relevance")?,
+            slice(py, sources, "sources")?,
         );
-        let members = opt_slice(py, &member_brands, "member_brands")?;
-        let considered = opt_slice(py, &considered_categories, "considered_categories")?;
+        let members = opt_slice(py, member_brands, "member_brands")?;
+        let considered = opt_slice(py, considered_categories, "considered_categories")?;
         let work = || {
             rank::rank(
                 &cols,
@@ -420,30 +376,13 @@ type RankOutput<'py> = (
     usize,
 );
 
-impl Catalog {
-    pub(crate) fn borrow<'a>(&'a self, py: Python<'a>) -> CatalogBorrow<'a> {
-        CatalogBorrow {
-            packed: self.packed.as_ref().map(Records::as_slice),
-            brand: self.brand.bind(py).readonly(),
-            category: self.category.bind(py).readonly(),
-            regions: self.regions.bind(py).readonly(),
-            launch_ts: self.launch_ts.bind(py).readonly(),
-            presale_start: self.presale_start.bind(py).readonly(),
-            presale_end: self.presale_end.bind(py).readonly(),
-            member_only: self.member_only.bind(py).readonly(),
-            campaigns: self.campaigns.bind(py).readonly(),
-            popularity: self.popularity.bind(py).readonly(),
-        }
-    }
-}
-
 /// `int64[count]`: the rows set in a bitset from `Catalog.eligible`, ascending.
 #[pyfunction]
 fn bitset_rows<'py>(
     py: Python<'py>,
-    words: PyReadonlyArray1<'py, u64>,
+    words: &Bound<'py, PyArray1<u64>>,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-    let words = slice(py, &words, "words")?;
+    let words = slice(py, words, "words")?;
     let rows = py.detach(|| Bitset::from_words(words.to_vec(), words.len() * 64).rows());
     Ok(rows.into_pyarray(py))
 }

@@ -1,8 +1,9 @@
 //! Bindings of `peakrec_core::text`: the analyzer, the BM25 index build, and search over index
 //! arrays held as numpy arrays (in memory or memory-mapped), with the GIL released around the work.
 
+use crate::py_pipeline::slice;
 use crate::to_py_err;
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyUntypedArrayMethods};
 use peakrec_core::text::{self, Bm25Params, Hits, IndexParts};
 use peakrec_core::{with_threads, CoreError};
 use pyo3::prelude::*;
@@ -113,35 +114,24 @@ pub struct TextIndexCore {
 }
 
 impl TextIndexCore {
-    /// Borrows every array read-only and runs `work` on the slices with the GIL released.
+    /// Views every array and runs `work` on the slices with the GIL released.
     fn with_parts<R: Send>(
         &self,
         py: Python<'_>,
         work: impl FnOnce(IndexParts<'_>) -> R + Send,
     ) -> PyResult<R> {
-        let vocab_bytes = self.vocab_bytes.bind(py).try_readonly()?;
-        let vocab_offsets = self.vocab_offsets.bind(py).try_readonly()?;
-        let postings_indptr = self.postings_indptr.bind(py).try_readonly()?;
-        let postings_docs = self.postings_docs.bind(py).try_readonly()?;
-        let postings_tf = self.postings_tf.bind(py).try_readonly()?;
-        let doc_row = self.doc_row.bind(py).try_readonly()?;
-        let doc_norm = self.doc_norm.bind(py).try_readonly()?;
-        let term_idf = self.term_idf.bind(py).try_readonly()?;
-        let term_max_score = self.term_max_score.bind(py).try_readonly()?;
-        let block_indptr = self.block_indptr.bind(py).try_readonly()?;
-        let block_max_score = self.block_max_score.bind(py).try_readonly()?;
         let parts = IndexParts {
-            vocab_bytes: vocab_bytes.as_slice()?,
-            vocab_offsets: vocab_offsets.as_slice()?,
-            postings_indptr: postings_indptr.as_slice()?,
-            postings_docs: postings_docs.as_slice()?,
-            postings_tf: postings_tf.as_slice()?,
-            doc_row: doc_row.as_slice()?,
-            doc_norm: doc_norm.as_slice()?,
-            term_idf: term_idf.as_slice()?,
-            term_max_score: term_max_score.as_slice()?,
-            block_indptr: block_indptr.as_slice()?,
-            block_max_score: block_max_score.as_slice()?,
+            vocab_bytes: slice(py, self.vocab_bytes.bind(py), "vocab_bytes")?,
+            vocab_offsets: slice(py, self.vocab_offsets.bind(py), "vocab_offsets")?,
+            postings_indptr: slice(py, self.postings_indptr.bind(py), "postings_indptr")?,
+            postings_docs: slice(py, self.postings_docs.bind(py), "postings_docs")?,
+            postings_tf: slice(py, self.postings_tf.bind(py), "postings_tf")?,
+            doc_row: slice(py, self.doc_row.bind(py), "doc_row")?,
+            doc_norm: slice(py, self.doc_norm.bind(py), "doc_norm")?,
+            term_idf: slice(py, self.term_idf.bind(py), "term_idf")?,
+            term_max_score: slice(py, self.term_max_score.bind(py), "term_max_score")?,
+            block_indptr: slice(py, self.block_indptr.bind(py), "block_indptr")?,
+            block_max_score: slice(py, self.block_max_score.bind(py), "block_max_score")?,
             k1: self.k1,
         };
         Ok(py.detach(|| work(parts)))

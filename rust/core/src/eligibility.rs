@@ -203,6 +203,8 @@ pub struct Eligibility<'a> {
     items: ItemColumns<'a>,
     live: LiveState<'a>,
     rules: Rules<'a>,
+    /// The price range is bounded (otherwise prices are not read: one cache miss less per row).
+    price_bounded: bool,
 }
 
 #[inline]
@@ -249,7 +251,13 @@ impl<'a> Eligibility<'a> {
         if rules.excluded.windows(2).any(|w| w[0] > w[1]) {
             return Err(invalid("excluded rows must be sorted"));
         }
-        Ok(Eligibility { items, live, rules })
+        let price_bounded = rules.price_min > f32::MIN || rules.price_max < f32::MAX;
+        Ok(Eligibility {
+            items,
+            live,
+            rules,
+            price_bounded,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -276,12 +284,19 @@ impl<'a> Eligibility<'a> {
     /// their loads in flight at once.
     #[inline]
     pub fn live_ok(&self, row: usize) -> bool {
-        let (live, r) = (&self.live, &self.rules);
-        let price = live.price[row];
-        (live.available[row] != 0)
-            & (live.stock[row] > 0)
-            & (price >= r.price_min)
-            & (price <= r.price_max)
+        let live = &self.live;
+        (live.available[row] != 0) & (live.stock[row] > 0) & self.price_ok(row)
+    }
+
+    /// `row`'s price is in the range; always when the range is unbounded, without reading it
+    /// (prices are finite: catalogues and state updates are checked).
+    #[inline]
+    fn price_ok(&self, row: usize) -> bool {
+        let r = &self.rules;
+        !self.price_bounded || {
+            let price = self.live.price[row];
+            (price >= r.price_min) & (price <= r.price_max)
+        }
     }
 
     /// Asks for the cache lines `row`'s check reads, so that several rows' checks overlap.
@@ -291,7 +306,9 @@ impl<'a> Eligibility<'a> {
         if row < self.len() {
             crate::prefetch(&live.stock[row]);
             crate::prefetch(&live.available[row]);
-            crate::prefetch(&live.price[row]);
+            if self.price_bounded {
+                crate::prefetch(&live.price[row]);
+            }
             if let Some(packed) = it.packed {
                 crate::prefetch(&packed[row]);
             }
@@ -305,8 +322,7 @@ impl<'a> Eligibility<'a> {
         if live.stock[row] <= 0 || live.available[row] == 0 {
             return false;
         }
-        let price = live.price[row];
-        if !(price >= r.price_min && price <= r.price_max) {
+        if !self.price_ok(row) {
             return false;
         }
         let p = match it.packed {
