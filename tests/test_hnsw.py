@@ -206,4 +206,10 @@ def test_walk_over_a_built_bundles_memory_mapped_index(tmp_path):
     for q in np.random.default_rng(4).standard_normal((10, 16)).astype(np.float32):
         rows = _core.hnsw_search(graph, catalog, None, q, 20, 64)[0]
         assert rows.tolist() == search(bundle.index, q[None], 20, params)[0].tolist()
-    assert peakrec.Recommender(bundle).graph is not None
+    # The bundle carries the walk's half-precision vectors, mapped, so that workers share them.
+    want = np.asarray(bundle.items.vectors).astype(np.float16).view(np.uint16)
+    assert isinstance(bundle.index_half, np.memmap) and np.array_equal(bundle.index_half, want)
+    walk = peakrec.Recommender(bundle).graph
+    for q in np.random.default_rng(5).standard_normal((10, 16)).astype(np.float32):
+        rows = _core.hnsw_search(walk, catalog, None, q, 20, 64)[0]
+        assert len(set(rows.tolist()) & set(search(bundle.index, q[None], 20, params)[0].tolist())) >= 19

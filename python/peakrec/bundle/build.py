@@ -38,6 +38,7 @@ from peakrec.catalog.readers import read_items, read_users
 from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions
 from peakrec.errors import BundleError, InvalidInputError
+from peakrec.retrieval.hnsw import half_vectors
 
 TMP_PREFIX = ".tmp-build-"
 MAX_CAMPAIGNS = 64
@@ -142,6 +143,9 @@ def build_bundle(
                 write_npy(tmp / rel, array)
                 p.update(1)
             _write_index(index, tmp / "index.faiss")
+            half = half_vectors(index)
+            if half is not None:
+                write_npy(tmp / "index_half.npy", half)
             p.update(1)
             (tmp / "text").mkdir()
             if text_builder is not None:

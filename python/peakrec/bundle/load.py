@@ -79,6 +79,16 @@ class Bundle:
         self.config: dict[str, Any] = _json(path / "config.json")
         self.vocab: dict[str, Any] = _json(path / "vocab.json")
         self.index: faiss.Index = faiss.read_index(str(path / "index.faiss"), MMAP_FLAGS)
+        # The walk's half-precision vectors (``retrieval.hnsw.half_vectors``), when built with them.
+        self.index_half: np.ndarray | None = None
+        if (path / "index_half.npy").exists():
+            self.index_half = _npy(path / "index_half.npy")
+            shape = (self.index.ntotal, self.index.d)
+            if self.index_half.dtype != np.uint16 or self.index_half.shape != shape:
+                raise BundleError(
+                    f"index_half.npy is {self.index_half.dtype} {list(self.index_half.shape)}, "
+                    f"the index needs uint16 {list(shape)}"
+                )
         self.items = ItemColumns(**_columns(path / "items", ItemColumns))
         self.users = UserColumns(**_columns(path / "users", UserColumns))
         self.coldstart_table: np.ndarray = _npy(path / "coldstart/table.npy")

@@ -94,7 +94,8 @@ class Recommender:
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
         self.retrieval = RetrievalConfig.from_config(config.get("retrieval", {}), search_params)
         self.index = bundle.index
-        self.graph = graph_for(self.index)  # built here, not on the first request
+        # Built here, not on the first request; on the bundle's shared half-precision vectors.
+        self.graph = graph_for(self.index, True if bundle.index_half is None else bundle.index_half)
         self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
         self.n = int(len(items.brand))
         self.ids = np.asarray(items.ids)

@@ -204,6 +204,7 @@ def synthetic_bundle(
         config={},
         vocab=vocab,
         index=index,
+        index_half=None,
         items=items,
         users=users,
         coldstart_table=table,

@@ -11,17 +11,60 @@ import faiss
 import numpy as np
 
 from peakrec import _core
+from peakrec.errors import InvalidInputError
 
 
-def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
+def graph_of(index: faiss.Index, half: bool | np.ndarray = True) -> _core.HnswGraph | None:
     """The graph of ``index`` when it is an HNSW over flat inner-product or L2 storage, else None.
     The views share FAISS's memory: keep ``index`` alive as long as the graph.
 
-    ``half``: the walk reads a half-precision copy of the vectors (made here: 2 bytes a value),
-    half the memory traffic of FAISS's walk; the rows it returns are ordered and scored in full
-    precision. Without it, or when the values do not fit half precision well (largest magnitude
-    outside 1e-2..6e4), the walk reads the vectors themselves and is FAISS's exactly
-    (tests/test_hnsw.py)."""
+    ``half``: the walk reads a half-precision copy of the vectors (2 bytes a value), half the
+    memory traffic of FAISS's walk; the rows it returns are ordered and scored in full precision.
+    ``True`` makes the copy here (see ``half_vectors``); an array is a copy made before, e.g. a
+    bundle's ``index_half.npy``, memory-mapped so that workers share it. Without it, or when the
+    values do not fit half precision well, the walk reads the vectors themselves and is FAISS's
+    exactly (tests/test_hnsw.py)."""
+    real = _hnsw_flat(index)
+    if real is None:
+        return None
+    hnsw, n, d = real.hnsw, real.ntotal, real.d
+    vectors = _view(faiss.downcast_index(real.storage).get_xb(), n * d)
+    if half is True:
+        half = _half(vectors, n, d)
+    elif half is False:
+        half = None
+    elif half.dtype != np.uint16 or half.shape != (n, d):
+        raise InvalidInputError(
+            f"half-precision vectors must be uint16 [{n}, {d}] to match the index, "
+            f"got {half.dtype} {list(half.shape)}"
+        )
+    return _core.HnswGraph(
+        _bytes(_view(hnsw.neighbors.data(), hnsw.neighbors.size())),
+        _bytes(_view(hnsw.offsets.data(), hnsw.offsets.size())),
+        faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
+        _bytes(_view(hnsw.levels.data(), hnsw.levels.size())),
+        _bytes(vectors),
+        d,
+        half,
+        int(hnsw.entry_point),
+        int(hnsw.max_level),
+        real.metric_type == faiss.METRIC_INNER_PRODUCT,
+    )
+
+
+def half_vectors(index: faiss.Index) -> np.ndarray | None:
+    """``uint16 [n, d]``: the bits of the float16 copy of an HNSW-over-flat index's vectors that the
+    walk reads, in the index's row order; None when ``index`` has no such graph or its values do not
+    fit half precision well (largest magnitude outside 1e-2..6e4)."""
+    real = _hnsw_flat(index)
+    if real is None:
+        return None
+    n, d = real.ntotal, real.d
+    return _half(_view(faiss.downcast_index(real.storage).get_xb(), n * d), n, d)
+
+
+def _hnsw_flat(index: faiss.Index) -> faiss.IndexHNSW | None:
+    """``index`` as an ``IndexHNSW`` over flat inner-product or L2 storage with vectors, else None."""
     real = faiss.downcast_index(index)
     if not isinstance(real, faiss.IndexHNSW) or real.ntotal == 0:
         return None
@@ -31,21 +74,13 @@ def graph_of(index: faiss.Index, half: bool = True) -> _core.HnswGraph | None:
         return None
     if metric not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2) or storage.metric_type != metric:
         return None
-    hnsw, n, d = real.hnsw, real.ntotal, real.d
-    vectors = _view(storage.get_xb(), n * d)
-    half = half and 1e-2 <= float(np.abs(vectors).max()) <= 6e4
-    return _core.HnswGraph(
-        _bytes(_view(hnsw.neighbors.data(), hnsw.neighbors.size())),
-        _bytes(_view(hnsw.offsets.data(), hnsw.offsets.size())),
-        faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int32),
-        _bytes(_view(hnsw.levels.data(), hnsw.levels.size())),
-        _bytes(vectors),
-        d,
-        vectors.astype(np.float16).view(np.uint16).reshape(n, d) if half else None,
-        int(hnsw.entry_point),
-        int(hnsw.max_level),
-        metric == faiss.METRIC_INNER_PRODUCT,
-    )
+    return real
+
+
+def _half(vectors: np.ndarray, n: int, d: int) -> np.ndarray | None:
+    if not 1e-2 <= float(np.abs(vectors).max()) <= 6e4:
+        return None
+    return vectors.astype(np.float16).view(np.uint16).reshape(n, d)
 
 
 def _view(pointer, size: int) -> np.ndarray:

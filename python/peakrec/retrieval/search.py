@@ -310,13 +310,14 @@ def _ann(
 _GRAPHS: dict[int, tuple] = {}
 
 
-def graph_for(index: faiss.Index) -> _core.HnswGraph | None:
+def graph_for(index: faiss.Index, half: bool | np.ndarray = True) -> _core.HnswGraph | None:
     """peakrec's view of ``index``'s HNSW graph (``retrieval.hnsw``), or None when it has none;
     built once per index (a pass over the graph checks it) and dropped with it. The graph views
-    the index's memory: whoever keeps the graph keeps the index (as ``Recommender`` does)."""
+    the index's memory: whoever keeps the graph keeps the index (as ``Recommender`` does).
+    ``half`` is ``graph_of``'s, used when the graph is built (the first call for ``index``)."""
     cached = _GRAPHS.get(id(index))
     if cached is None or cached[0]() is not index:
-        cached = _remember(_GRAPHS, index, (weakref.ref(index), graph_of(index)))
+        cached = _remember(_GRAPHS, index, (weakref.ref(index), graph_of(index, half)))
     return cached[1]
 
 
