@@ -5,6 +5,7 @@
 
 use crate::error::{invalid, Result};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// MurmurHash3_x86_32 of `key` with `seed`.
 pub fn murmurhash3_32(key: &[u8], seed: u32) -> u32 {
@@ -291,7 +292,6 @@ pub fn hash_flat<T: Value, O: Offset>(
 pub struct RowEntries<T> {
     columns: Vec<u32>,
     values: Vec<T>,
-    order: Vec<u32>,
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
 }
@@ -337,7 +337,6 @@ pub fn build_csr<T: Value>(
             let mut row = RowEntries {
                 columns: Vec::new(),
                 values: Vec::new(),
-                order: Vec::new(),
                 scratch: Vec::new(),
             };
             let mut at = 0;
@@ -345,19 +344,14 @@ pub fn build_csr<T: Value>(
                 row.columns.clear();
                 row.values.clear();
                 fill(r, &mut row)?;
-                stable_order(&row.columns, &mut row.order);
-                let before = at;
-                let mut sorted = row.order.iter().map(|&j| j as usize).peekable();
-                while let Some(j) = sorted.next() {
-                    let (column, mut sum) = (row.columns[j], row.values[j]);
-                    while let Some(k) = sorted.next_if(|&k| row.columns[k] == column) {
-                        sum += row.values[k];
-                    }
-                    out_i[at].write(column as i32);
-                    out_d[at].write(sum);
-                    at += 1;
-                }
-                nnz.push(at - before);
+                let written = merge_row(
+                    &row.columns,
+                    &row.values,
+                    &mut out_i[at..],
+                    &mut out_d[at..],
+                );
+                nnz.push(written);
+                at += written;
             }
             Ok(nnz)
         })
@@ -393,33 +387,138 @@ pub fn build_csr<T: Value>(
     })
 }
 
-/// Rows up to this long are ordered by rank; longer ones by a comparison sort.
+/// Rows up to this long are sorted by rank; longer ones by a comparison sort.
 const SHORT_ROW: usize = 64;
 
-/// Positions of `columns` in stable sorted order (equal columns keep their input order). Short
-/// rows (the norm) go by rank: a column's place is the count of smaller columns, a branch-free
-/// loop the compiler vectorises, where a comparison sort mispredicts on nearly every step for
-/// random columns; equal columns share a count and take the places after it in input order.
-fn stable_order(columns: &[u32], order: &mut Vec<u32>) {
-    order.clear();
-    order.extend(0..columns.len() as u32);
-    if columns.len() > SHORT_ROW {
-        order.sort_unstable_by_key(|&j| (columns[j as usize], j));
-        return;
+/// Writes a row's entries sorted by column (stably, as scipy's insertion sort is for short rows)
+/// with equal columns summed in that order; returns how many it wrote. Each entry is sorted as one
+/// unique key, its column above its position, so a plain sort is stable and gives the position
+/// of the value to add. Short rows of columns below 2^26 (the norm) fit the key in a u32.
+fn merge_row<T: Value>(
+    columns: &[u32],
+    values: &[T],
+    out_i: &mut [MaybeUninit<i32>],
+    out_d: &mut [MaybeUninit<T>],
+) -> usize {
+    let n = columns.len();
+    if n <= SHORT_ROW && columns.iter().fold(0, |high, &c| high | c) < 1 << 26 {
+        let mut keys = [0u32; SHORT_ROW];
+        for (j, (key, &c)) in keys.iter_mut().zip(columns).enumerate() {
+            *key = c << 6 | j as u32;
+        }
+        let sorted = sort_short(&keys, n);
+        let entries = sorted[..n].iter().map(|&key| (key >> 6, key as usize & 63));
+        return write_merged(entries, values, out_i, out_d);
     }
-    // Padding is never smaller than a column (all are below 2^31); compared as i32 because SSE2
-    // has no unsigned comparison.
-    let mut padded = [i32::MAX; SHORT_ROW];
-    for (p, &c) in padded.iter_mut().zip(columns) {
-        *p = c as i32;
+    let mut keys: Vec<u64> = columns
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| (c as u64) << 32 | j as u64)
+        .collect();
+    keys.sort_unstable();
+    let entries = keys
+        .iter()
+        .map(|&key| ((key >> 32) as u32, key as u32 as usize));
+    write_merged(entries, values, out_i, out_d)
+}
+
+/// Writes (column, position) pairs sorted by column, summing the values of equal columns.
+#[inline(always)]
+fn write_merged<T: Value>(
+    mut entries: impl Iterator<Item = (u32, usize)>,
+    values: &[T],
+    out_i: &mut [MaybeUninit<i32>],
+    out_d: &mut [MaybeUninit<T>],
+) -> usize {
+    let Some((mut column, j)) = entries.next() else {
+        return 0;
+    };
+    let (mut sum, mut at) = (values[j], 0);
+    for (c, j) in entries {
+        if c == column {
+            sum += values[j];
+            continue;
+        }
+        out_i[at].write(column as i32);
+        out_d[at].write(sum);
+        at += 1;
+        (column, sum) = (c, values[j]);
     }
-    let padded = &padded[..columns.len().next_multiple_of(8)];
-    let mut taken = [0u8; SHORT_ROW];
-    for (j, &c) in columns.iter().enumerate() {
-        let smaller = padded.iter().map(|&o| (o < c as i32) as u32).sum::<u32>() as usize;
-        order[smaller + taken[smaller] as usize] = j as u32;
-        taken[smaller] += 1;
+    out_i[at].write(column as i32);
+    out_d[at].write(sum);
+    at + 1
+}
+
+/// The first `n` of `keys` (unique) in ascending order, by rank: a key's place is the count of
+/// smaller keys, counted for eight keys at once with one vector compare per other key, where a
+/// comparison sort mispredicts on nearly every step for random columns.
+fn sort_short(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { sort_short_avx2(keys, n) };
     }
+    sort_short_portable(keys, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sort_short_avx2(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
+    use std::arch::x86_64::*;
+    // AVX2 compares only signed integers: flipping the top bit keeps the unsigned order.
+    let flip = |k: u32| (k ^ 1 << 31) as i32;
+    let mut ranks = [[0u32; 8]; SHORT_ROW / 8];
+    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+        let block = _mm256_setr_epi32(
+            flip(block[0]),
+            flip(block[1]),
+            flip(block[2]),
+            flip(block[3]),
+            flip(block[4]),
+            flip(block[5]),
+            flip(block[6]),
+            flip(block[7]),
+        );
+        let mut counts = _mm256_setzero_si256();
+        for &other in &keys[..n] {
+            // The compare gives -1 where `other` is smaller.
+            counts = _mm256_sub_epi32(
+                counts,
+                _mm256_cmpgt_epi32(block, _mm256_set1_epi32(flip(other))),
+            );
+        }
+        _mm256_storeu_si256(rank.as_mut_ptr().cast(), counts);
+    }
+    place_by_rank(keys, n, &ranks)
+}
+
+/// The same ranks in plain code (the compiler vectorises it less well: as reductions).
+fn sort_short_portable(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
+    let mut ranks = [[0u32; 8]; SHORT_ROW / 8];
+    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+        // Counted in a local so the eight counts stay in registers across the loop.
+        let mut counts = [0u32; 8];
+        for &other in &keys[..n] {
+            for (count, &key) in counts.iter_mut().zip(block) {
+                *count += (other < key) as u32;
+            }
+        }
+        *rank = counts;
+    }
+    place_by_rank(keys, n, &ranks)
+}
+
+#[inline(always)]
+fn place_by_rank(
+    keys: &[u32; SHORT_ROW],
+    n: usize,
+    ranks: &[[u32; 8]; SHORT_ROW / 8],
+) -> [u32; SHORT_ROW] {
+    let mut sorted = [0u32; SHORT_ROW];
+    for (j, &key) in keys[..n].iter().enumerate() {
+        sorted[ranks[j / 8][j % 8] as usize] = key;
+    }
+    sorted
 }
 
 /// How `pool` combines the table rows of one input row.
@@ -617,10 +716,10 @@ mod tests {
     }
 
     #[test]
-    fn stable_order_sorts_rows_of_any_length_keeping_ties_in_order() {
+    fn merged_rows_of_any_length_and_column_range_match_a_reference() {
         let mut x: u64 = 7;
         for len in 0..100 {
-            for range in [3, 1 << 20, (1 << 31) - 1] {
+            for range in [3, 1 << 20, (1 << 26) + 5, (1 << 31) - 1] {
                 let columns: Vec<u32> = (0..len)
                     .map(|_| {
                         x = x
@@ -629,12 +728,46 @@ mod tests {
                         ((x >> 33) % range) as u32
                     })
                     .collect();
-                let mut expected: Vec<u32> = (0..len as u32).collect();
-                expected.sort_by_key(|&j| columns[j as usize]);
-                let mut order = Vec::new();
-                stable_order(&columns, &mut order);
-                assert_eq!(order, expected, "length {len}, columns below {range}");
+                // Values of mixed scales and signs: summed in another order, they round differently.
+                let values: Vec<f64> = (0..len)
+                    .map(|j| [1e-8, -1.0, 3e8][j % 3] * (j as f64 + 0.1))
+                    .collect();
+                let mut expected = std::collections::BTreeMap::new();
+                for (&c, &v) in columns.iter().zip(&values) {
+                    *expected.entry(c as i32).or_insert(0.0) += v;
+                }
+                let mut out_i = vec![MaybeUninit::uninit(); len];
+                let mut out_d = vec![MaybeUninit::uninit(); len];
+                let written = merge_row(&columns, &values, &mut out_i, &mut out_d);
+                // SAFETY: `merge_row` wrote the first `written` entries.
+                let got: Vec<(i32, f64)> = (0..written)
+                    .map(|k| unsafe { (out_i[k].assume_init(), out_d[k].assume_init()) })
+                    .collect();
+                assert_eq!(
+                    got,
+                    expected.into_iter().collect::<Vec<_>>(),
+                    "length {len}, columns below {range}"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn short_sorts_agree_with_a_comparison_sort() {
+        let mut x: u64 = 11;
+        for n in 0..=SHORT_ROW {
+            let mut keys = [0u32; SHORT_ROW];
+            for (j, key) in keys[..n].iter_mut().enumerate() {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Top bits of either value, so both halves of the u32 range occur.
+                *key = ((x >> 32) as u32 & !63) | j as u32;
+            }
+            let mut expected = keys[..n].to_vec();
+            expected.sort_unstable();
+            assert_eq!(sort_short(&keys, n)[..n], expected, "length {n}");
+            assert_eq!(sort_short_portable(&keys, n)[..n], expected, "length {n}");
         }
     }
 
