@@ -288,19 +288,42 @@ pub fn hash_flat<T: Value, O: Offset>(
     )
 }
 
-/// One row's (column, value) entries in input order, as `build_csr`'s `fill` pushes them.
+/// One row's (column, value) entries in input order, as `build_csr`'s `fill` pushes them: the
+/// first `SHORT_ROW` in place (no allocation, no capacity check), any more in a `Vec`.
 pub struct RowEntries<T> {
-    columns: Vec<u32>,
-    values: Vec<T>,
+    len: usize,
+    columns: [u32; SHORT_ROW],
+    values: [T; SHORT_ROW],
+    more: Vec<(u32, T)>,
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
 }
 
 impl<T: Value> RowEntries<T> {
+    fn new() -> Self {
+        RowEntries {
+            len: 0,
+            columns: [0; SHORT_ROW],
+            values: [T::default(); SHORT_ROW],
+            more: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     #[inline]
     pub fn push(&mut self, column: u32, value: T) {
-        self.columns.push(column);
-        self.values.push(value);
+        if self.len < SHORT_ROW {
+            self.columns[self.len] = column;
+            self.values[self.len] = value;
+        } else {
+            self.more.push((column, value));
+        }
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.more.clear();
     }
 }
 
@@ -334,22 +357,12 @@ pub fn build_csr<T: Value>(
         .into_par_iter()
         .map(|(start, end, out_i, out_d)| {
             let mut nnz = Vec::with_capacity(end - start);
-            let mut row = RowEntries {
-                columns: Vec::new(),
-                values: Vec::new(),
-                scratch: Vec::new(),
-            };
+            let mut row = RowEntries::new();
             let mut at = 0;
             for r in start..end {
-                row.columns.clear();
-                row.values.clear();
+                row.clear();
                 fill(r, &mut row)?;
-                let written = merge_row(
-                    &row.columns,
-                    &row.values,
-                    &mut out_i[at..],
-                    &mut out_d[at..],
-                );
+                let written = merge_row(&row, &mut out_i[at..], &mut out_d[at..]);
                 nnz.push(written);
                 at += written;
             }
@@ -393,23 +406,33 @@ const SHORT_ROW: usize = 64;
 /// Writes a row's entries sorted by column (stably, as scipy's insertion sort is for short rows)
 /// with equal columns summed in that order; returns how many it wrote. Each entry is sorted as one
 /// unique key, its column above its position, so a plain sort is stable and gives the position
-/// of the value to add. Short rows of columns below 2^26 (the norm) fit the key in a u32.
+/// of the value to add. Short rows of columns below 2^25 (the norm) fit the key in an i32.
 fn merge_row<T: Value>(
-    columns: &[u32],
-    values: &[T],
+    row: &RowEntries<T>,
     out_i: &mut [MaybeUninit<i32>],
     out_d: &mut [MaybeUninit<T>],
 ) -> usize {
-    let n = columns.len();
-    if n <= SHORT_ROW && columns.iter().fold(0, |high, &c| high | c) < 1 << 26 {
-        let mut keys = [0u32; SHORT_ROW];
-        for (j, (key, &c)) in keys.iter_mut().zip(columns).enumerate() {
-            *key = c << 6 | j as u32;
+    let n = row.len;
+    if n <= SHORT_ROW {
+        let columns = &row.columns[..n];
+        if columns.iter().fold(0, |high, &c| high | c) < 1 << 25 {
+            let mut keys = [0i32; SHORT_ROW];
+            for (j, (key, &c)) in keys.iter_mut().zip(columns).enumerate() {
+                *key = (c << 6 | j as u32) as i32;
+            }
+            let sorted = sort_short(&keys, n);
+            let entries = sorted[..n]
+                .iter()
+                .map(|&key| ((key >> 6) as u32, key as usize & 63));
+            return write_merged(entries, &row.values, out_i, out_d);
         }
-        let sorted = sort_short(&keys, n);
-        let entries = sorted[..n].iter().map(|&key| (key >> 6, key as usize & 63));
-        return write_merged(entries, values, out_i, out_d);
     }
+    let (columns, values): (Vec<u32>, Vec<T>) = row.columns[..n.min(SHORT_ROW)]
+        .iter()
+        .copied()
+        .zip(row.values)
+        .chain(row.more.iter().copied())
+        .unzip();
     let mut keys: Vec<u64> = columns
         .iter()
         .enumerate()
@@ -419,7 +442,7 @@ fn merge_row<T: Value>(
     let entries = keys
         .iter()
         .map(|&key| ((key >> 32) as u32, key as u32 as usize));
-    write_merged(entries, values, out_i, out_d)
+    write_merged(entries, &values, out_i, out_d)
 }
 
 /// Writes (column, position) pairs sorted by column, summing the values of equal columns.
@@ -449,10 +472,10 @@ fn write_merged<T: Value>(
     at + 1
 }
 
-/// The first `n` of `keys` (unique) in ascending order, by rank: a key's place is the count of
-/// smaller keys, counted for eight keys at once with one vector compare per other key, where a
-/// comparison sort mispredicts on nearly every step for random columns.
-fn sort_short(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
+/// The first `n` of `keys` (unique, not negative) in ascending order, by rank: a key's place is
+/// the count of smaller keys, counted for eight keys at once with one vector compare per other
+/// key, where a comparison sort mispredicts on nearly every step for random columns.
+fn sort_short(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -463,29 +486,15 @@ fn sort_short(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sort_short_avx2(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
+unsafe fn sort_short_avx2(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
     use std::arch::x86_64::*;
-    // AVX2 compares only signed integers: flipping the top bit keeps the unsigned order.
-    let flip = |k: u32| (k ^ 1 << 31) as i32;
-    let mut ranks = [[0u32; 8]; SHORT_ROW / 8];
+    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
     for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
-        let block = _mm256_setr_epi32(
-            flip(block[0]),
-            flip(block[1]),
-            flip(block[2]),
-            flip(block[3]),
-            flip(block[4]),
-            flip(block[5]),
-            flip(block[6]),
-            flip(block[7]),
-        );
+        let block = _mm256_loadu_si256(block.as_ptr().cast());
         let mut counts = _mm256_setzero_si256();
         for &other in &keys[..n] {
             // The compare gives -1 where `other` is smaller.
-            counts = _mm256_sub_epi32(
-                counts,
-                _mm256_cmpgt_epi32(block, _mm256_set1_epi32(flip(other))),
-            );
+            counts = _mm256_sub_epi32(counts, _mm256_cmpgt_epi32(block, _mm256_set1_epi32(other)));
         }
         _mm256_storeu_si256(rank.as_mut_ptr().cast(), counts);
     }
@@ -493,14 +502,14 @@ unsafe fn sort_short_avx2(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW]
 }
 
 /// The same ranks in plain code (the compiler vectorises it less well: as reductions).
-fn sort_short_portable(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
-    let mut ranks = [[0u32; 8]; SHORT_ROW / 8];
+fn sort_short_portable(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
     for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
         // Counted in a local so the eight counts stay in registers across the loop.
-        let mut counts = [0u32; 8];
+        let mut counts = [0i32; 8];
         for &other in &keys[..n] {
             for (count, &key) in counts.iter_mut().zip(block) {
-                *count += (other < key) as u32;
+                *count += (other < key) as i32;
             }
         }
         *rank = counts;
@@ -510,11 +519,11 @@ fn sort_short_portable(keys: &[u32; SHORT_ROW], n: usize) -> [u32; SHORT_ROW] {
 
 #[inline(always)]
 fn place_by_rank(
-    keys: &[u32; SHORT_ROW],
+    keys: &[i32; SHORT_ROW],
     n: usize,
-    ranks: &[[u32; 8]; SHORT_ROW / 8],
-) -> [u32; SHORT_ROW] {
-    let mut sorted = [0u32; SHORT_ROW];
+    ranks: &[[i32; 8]; SHORT_ROW / 8],
+) -> [i32; SHORT_ROW] {
+    let mut sorted = [0i32; SHORT_ROW];
     for (j, &key) in keys[..n].iter().enumerate() {
         sorted[ranks[j / 8][j % 8] as usize] = key;
     }
@@ -719,7 +728,7 @@ mod tests {
     fn merged_rows_of_any_length_and_column_range_match_a_reference() {
         let mut x: u64 = 7;
         for len in 0..100 {
-            for range in [3, 1 << 20, (1 << 26) + 5, (1 << 31) - 1] {
+            for range in [3, 1 << 20, (1 << 25) + 5, (1 << 31) - 1] {
                 let columns: Vec<u32> = (0..len)
                     .map(|_| {
                         x = x
@@ -736,9 +745,13 @@ mod tests {
                 for (&c, &v) in columns.iter().zip(&values) {
                     *expected.entry(c as i32).or_insert(0.0) += v;
                 }
+                let mut row = RowEntries::new();
+                for (&c, &v) in columns.iter().zip(&values) {
+                    row.push(c, v);
+                }
                 let mut out_i = vec![MaybeUninit::uninit(); len];
                 let mut out_d = vec![MaybeUninit::uninit(); len];
-                let written = merge_row(&columns, &values, &mut out_i, &mut out_d);
+                let written = merge_row(&row, &mut out_i, &mut out_d);
                 // SAFETY: `merge_row` wrote the first `written` entries.
                 let got: Vec<(i32, f64)> = (0..written)
                     .map(|k| unsafe { (out_i[k].assume_init(), out_d[k].assume_init()) })
@@ -756,13 +769,12 @@ mod tests {
     fn short_sorts_agree_with_a_comparison_sort() {
         let mut x: u64 = 11;
         for n in 0..=SHORT_ROW {
-            let mut keys = [0u32; SHORT_ROW];
+            let mut keys = [0i32; SHORT_ROW];
             for (j, key) in keys[..n].iter_mut().enumerate() {
                 x = x
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                // Top bits of either value, so both halves of the u32 range occur.
-                *key = ((x >> 32) as u32 & !63) | j as u32;
+                *key = ((x >> 33) as i32 & !63) | j as i32;
             }
             let mut expected = keys[..n].to_vec();
             expected.sort_unstable();
