@@ -70,8 +70,9 @@ impl FastMod {
 
     #[inline]
     pub fn of(self, a: u32) -> u32 {
-        if self.d == 1 {
-            return 0;
+        // A power of two (such as the default 2^20, or 1) needs only a mask.
+        if self.d.is_power_of_two() {
+            return a & (self.d - 1);
         }
         let low = self.m.wrapping_mul(a as u64);
         ((low as u128 * self.d as u128) >> 64) as u32
