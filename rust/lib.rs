@@ -317,12 +317,14 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
         ffi::PyUnicode_DATA(obj),
         ffi::PyUnicode_GET_LENGTH(obj) as usize,
     );
+    // Only a compact ASCII str keeps its text right after the shortest header; ASCII is its own
+    // UTF-8, so no byte needs a look (the ascii flag has no accessor from Python 3.14).
+    if data == obj.cast::<ffi::PyASCIIObject>().add(1).cast() {
+        return Some(std::slice::from_raw_parts(data.cast::<u8>(), len));
+    }
     match kind {
         1 => {
             let latin1 = std::slice::from_raw_parts(data.cast::<u8>(), len);
-            if latin1.is_ascii() {
-                return Some(latin1);
-            }
             encode_utf8(latin1.iter().map(|&c| c as u32), scratch)
         }
         2 => {

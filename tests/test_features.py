@@ -140,6 +140,22 @@ def test_string_output_is_identical_for_any_thread_count():
             assert_same(ours, expected.astype(dtype))
 
 
+@pytest.mark.parametrize("n_features", [3, 2**20, 2**25 - 1, 2**25 + 3, 2**26 + 1, 2**31 - 1])
+def test_rows_around_the_short_row_limit_match_sklearn(n_features):
+    # Rows of up to 64 names with columns below 2^25 are sorted on a fast path; the rest are not.
+    words = ["region=CN-ZJ", "连衣裙", "café", "emoji=😀", "a"] + [f"w{i}" for i in range(200)]
+    rng = np.random.default_rng(n_features)
+    rows = [
+        [words[i] for i in rng.integers(0, high, length)]  # small `high`: names repeat within a row
+        for length in (0, 1, 2, 63, 64, 65, 130)
+        for high in (3, len(words))
+    ]
+    expected = SkHasher(n_features, input_type="string").transform(rows)
+    for n_threads in (1, 3):
+        hasher = FeatureHasher(n_features, input_type="string", n_threads=n_threads)
+        assert_same(hasher.transform(rows), expected)
+
+
 def test_bad_name_late_in_a_long_list_raises_naming_its_row():
     good = [["a", "é"]] * 5000
     for n_threads in (1, 2):

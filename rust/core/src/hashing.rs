@@ -5,6 +5,7 @@
 
 use crate::error::{invalid, Result};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// MurmurHash3_x86_32 of `key` with `seed`.
 pub fn murmurhash3_32(key: &[u8], seed: u32) -> u32 {
@@ -69,8 +70,9 @@ impl FastMod {
 
     #[inline]
     pub fn of(self, a: u32) -> u32 {
-        if self.d == 1 {
-            return 0;
+        // A power of two (such as the default 2^20, or 1) needs only a mask.
+        if self.d.is_power_of_two() {
+            return a & (self.d - 1);
         }
         let low = self.m.wrapping_mul(a as u64);
         ((low as u128 * self.d as u128) >> 64) as u32
@@ -287,20 +289,42 @@ pub fn hash_flat<T: Value, O: Offset>(
     )
 }
 
-/// One row's (column, value) entries in input order, as `build_csr`'s `fill` pushes them.
+/// One row's (column, value) entries in input order, as `build_csr`'s `fill` pushes them: the
+/// first `SHORT_ROW` in place (no allocation, no capacity check), any more in a `Vec`.
 pub struct RowEntries<T> {
-    columns: Vec<u32>,
-    values: Vec<T>,
-    order: Vec<u32>,
+    len: usize,
+    columns: [u32; SHORT_ROW],
+    values: [T; SHORT_ROW],
+    more: Vec<(u32, T)>,
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
 }
 
 impl<T: Value> RowEntries<T> {
+    fn new() -> Self {
+        RowEntries {
+            len: 0,
+            columns: [0; SHORT_ROW],
+            values: [T::default(); SHORT_ROW],
+            more: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     #[inline]
     pub fn push(&mut self, column: u32, value: T) {
-        self.columns.push(column);
-        self.values.push(value);
+        if self.len < SHORT_ROW {
+            self.columns[self.len] = column;
+            self.values[self.len] = value;
+        } else {
+            self.more.push((column, value));
+        }
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.more.clear();
     }
 }
 
@@ -319,11 +343,18 @@ pub fn build_csr<T: Value>(
     let mut indices: Vec<i32> = Vec::with_capacity(total);
     let mut data: Vec<T> = Vec::with_capacity(total);
     // Split the (uninitialised: zeroing it would be a serial pass) output into one part per task.
-    let mut tasks = Vec::with_capacity(n / ROWS_PER_TASK + 1);
+    // One thread takes all rows as one task: its rows are written back to back, leaving no gaps
+    // to close (a gap after any duplicate would move every entry after it).
+    let rows_per_task = if rayon::current_num_threads() == 1 {
+        n.max(1)
+    } else {
+        ROWS_PER_TASK
+    };
+    let mut tasks = Vec::with_capacity(n / rows_per_task + 1);
     let mut rest_i = &mut indices.spare_capacity_mut()[..total];
     let mut rest_d = &mut data.spare_capacity_mut()[..total];
-    for start in (0..n).step_by(ROWS_PER_TASK) {
-        let end = (start + ROWS_PER_TASK).min(n);
+    for start in (0..n).step_by(rows_per_task) {
+        let end = (start + rows_per_task).min(n);
         let len = row_bound(end) - row_bound(start);
         let (part_i, tail_i) = std::mem::take(&mut rest_i).split_at_mut(len);
         let (part_d, tail_d) = std::mem::take(&mut rest_d).split_at_mut(len);
@@ -334,30 +365,14 @@ pub fn build_csr<T: Value>(
         .into_par_iter()
         .map(|(start, end, out_i, out_d)| {
             let mut nnz = Vec::with_capacity(end - start);
-            let mut row = RowEntries {
-                columns: Vec::new(),
-                values: Vec::new(),
-                order: Vec::new(),
-                scratch: Vec::new(),
-            };
+            let mut row = RowEntries::new();
             let mut at = 0;
             for r in start..end {
-                row.columns.clear();
-                row.values.clear();
+                row.clear();
                 fill(r, &mut row)?;
-                stable_order(&row.columns, &mut row.order);
-                let before = at;
-                let mut sorted = row.order.iter().map(|&j| j as usize).peekable();
-                while let Some(j) = sorted.next() {
-                    let (column, mut sum) = (row.columns[j], row.values[j]);
-                    while let Some(k) = sorted.next_if(|&k| row.columns[k] == column) {
-                        sum += row.values[k];
-                    }
-                    out_i[at].write(column as i32);
-                    out_d[at].write(sum);
-                    at += 1;
-                }
-                nnz.push(at - before);
+                let written = merge_row(&row, &mut out_i[at..], &mut out_d[at..]);
+                nnz.push(written);
+                at += written;
             }
             Ok(nnz)
         })
@@ -367,7 +382,7 @@ pub fn build_csr<T: Value>(
     indptr.push(0i64);
     let mut write = 0;
     for (task, nnz) in row_nnz.iter().enumerate() {
-        let read = row_bound(task * ROWS_PER_TASK);
+        let read = row_bound(task * rows_per_task);
         let len: usize = nnz.iter().sum();
         if read != write {
             indices
@@ -393,33 +408,134 @@ pub fn build_csr<T: Value>(
     })
 }
 
-/// Rows up to this long are ordered by rank; longer ones by a comparison sort.
+/// Rows up to this long are sorted by rank; longer ones by a comparison sort.
 const SHORT_ROW: usize = 64;
 
-/// Positions of `columns` in stable sorted order (equal columns keep their input order). Short
-/// rows (the norm) go by rank: a column's place is the count of smaller columns, a branch-free
-/// loop the compiler vectorises, where a comparison sort mispredicts on nearly every step for
-/// random columns; equal columns share a count and take the places after it in input order.
-fn stable_order(columns: &[u32], order: &mut Vec<u32>) {
-    order.clear();
-    order.extend(0..columns.len() as u32);
-    if columns.len() > SHORT_ROW {
-        order.sort_unstable_by_key(|&j| (columns[j as usize], j));
-        return;
+/// Writes a row's entries sorted by column (stably, as scipy's insertion sort is for short rows)
+/// with equal columns summed in that order; returns how many it wrote. Each entry is sorted as one
+/// unique key, its column above its position, so a plain sort is stable and gives the position
+/// of the value to add. Short rows of columns below 2^25 (the norm) fit the key in an i32.
+fn merge_row<T: Value>(
+    row: &RowEntries<T>,
+    out_i: &mut [MaybeUninit<i32>],
+    out_d: &mut [MaybeUninit<T>],
+) -> usize {
+    let n = row.len;
+    if n <= SHORT_ROW {
+        let columns = &row.columns[..n];
+        if columns.iter().fold(0, |high, &c| high | c) < 1 << 25 {
+            let mut keys = [0i32; SHORT_ROW];
+            for (j, (key, &c)) in keys.iter_mut().zip(columns).enumerate() {
+                *key = (c << 6 | j as u32) as i32;
+            }
+            let sorted = sort_short(&keys, n);
+            let entries = sorted[..n]
+                .iter()
+                .map(|&key| ((key >> 6) as u32, key as usize & 63));
+            return write_merged(entries, &row.values, out_i, out_d);
+        }
     }
-    // Padding is never smaller than a column (all are below 2^31); compared as i32 because SSE2
-    // has no unsigned comparison.
-    let mut padded = [i32::MAX; SHORT_ROW];
-    for (p, &c) in padded.iter_mut().zip(columns) {
-        *p = c as i32;
+    let (columns, values): (Vec<u32>, Vec<T>) = row.columns[..n.min(SHORT_ROW)]
+        .iter()
+        .copied()
+        .zip(row.values)
+        .chain(row.more.iter().copied())
+        .unzip();
+    let mut keys: Vec<u64> = columns
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| (c as u64) << 32 | j as u64)
+        .collect();
+    keys.sort_unstable();
+    let entries = keys
+        .iter()
+        .map(|&key| ((key >> 32) as u32, key as u32 as usize));
+    write_merged(entries, &values, out_i, out_d)
+}
+
+/// Writes (column, position) pairs sorted by column, summing the values of equal columns.
+#[inline(always)]
+fn write_merged<T: Value>(
+    mut entries: impl Iterator<Item = (u32, usize)>,
+    values: &[T],
+    out_i: &mut [MaybeUninit<i32>],
+    out_d: &mut [MaybeUninit<T>],
+) -> usize {
+    let Some((mut column, j)) = entries.next() else {
+        return 0;
+    };
+    let (mut sum, mut at) = (values[j], 0);
+    for (c, j) in entries {
+        if c == column {
+            sum += values[j];
+            continue;
+        }
+        out_i[at].write(column as i32);
+        out_d[at].write(sum);
+        at += 1;
+        (column, sum) = (c, values[j]);
     }
-    let padded = &padded[..columns.len().next_multiple_of(8)];
-    let mut taken = [0u8; SHORT_ROW];
-    for (j, &c) in columns.iter().enumerate() {
-        let smaller = padded.iter().map(|&o| (o < c as i32) as u32).sum::<u32>() as usize;
-        order[smaller + taken[smaller] as usize] = j as u32;
-        taken[smaller] += 1;
+    out_i[at].write(column as i32);
+    out_d[at].write(sum);
+    at + 1
+}
+
+/// The first `n` of `keys` (unique, not negative) in ascending order, by rank: a key's place is
+/// the count of smaller keys, counted for eight keys at once with one vector compare per other
+/// key, where a comparison sort mispredicts on nearly every step for random columns.
+fn sort_short(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { sort_short_avx2(keys, n) };
     }
+    sort_short_portable(keys, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sort_short_avx2(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+    use std::arch::x86_64::*;
+    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
+    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+        let block = _mm256_loadu_si256(block.as_ptr().cast());
+        let mut counts = _mm256_setzero_si256();
+        for &other in &keys[..n] {
+            // The compare gives -1 where `other` is smaller.
+            counts = _mm256_sub_epi32(counts, _mm256_cmpgt_epi32(block, _mm256_set1_epi32(other)));
+        }
+        _mm256_storeu_si256(rank.as_mut_ptr().cast(), counts);
+    }
+    place_by_rank(keys, n, &ranks)
+}
+
+/// The same ranks in plain code (the compiler vectorises it less well: as reductions).
+fn sort_short_portable(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
+    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+        // Counted in a local so the eight counts stay in registers across the loop.
+        let mut counts = [0i32; 8];
+        for &other in &keys[..n] {
+            for (count, &key) in counts.iter_mut().zip(block) {
+                *count += (other < key) as i32;
+            }
+        }
+        *rank = counts;
+    }
+    place_by_rank(keys, n, &ranks)
+}
+
+#[inline(always)]
+fn place_by_rank(
+    keys: &[i32; SHORT_ROW],
+    n: usize,
+    ranks: &[[i32; 8]; SHORT_ROW / 8],
+) -> [i32; SHORT_ROW] {
+    let mut sorted = [0i32; SHORT_ROW];
+    for (j, &key) in keys[..n].iter().enumerate() {
+        sorted[ranks[j / 8][j % 8] as usize] = key;
+    }
+    sorted
 }
 
 /// How `pool` combines the table rows of one input row.
@@ -586,12 +702,12 @@ mod tests {
     }
 
     #[test]
-    fn long_rows_and_many_tasks_merge_like_a_reference() {
+    fn long_rows_and_any_thread_count_merge_like_a_reference() {
         let mut rows = HashedRows::new(50, false);
         let mut expected = Vec::new();
         for r in 0..(3 * ROWS_PER_TASK + 7) {
             let mut row = std::collections::BTreeMap::new();
-            for j in 0..(r % 45) {
+            for j in 0..(r % 90) {
                 let name = format!("{r}-{}", j % 17);
                 rows.push(name.as_bytes(), 1.0);
                 *row.entry(bucket_and_sign(name.as_bytes(), FastMod::new(50)).0 as i32)
@@ -601,6 +717,10 @@ mod tests {
             expected.push(row);
         }
         let csr: Csr<f64> = to_csr(&rows);
+        for threads in [1, 3] {
+            let on_threads = crate::with_threads(Some(threads), || to_csr::<f64>(&rows));
+            assert_eq!(on_threads.unwrap(), csr, "{threads} thread(s)");
+        }
         for (r, row) in expected.iter().enumerate() {
             let span = csr.indptr[r] as usize..csr.indptr[r + 1] as usize;
             let got: Vec<(i32, f64)> = csr.indices[span.clone()]
@@ -617,10 +737,10 @@ mod tests {
     }
 
     #[test]
-    fn stable_order_sorts_rows_of_any_length_keeping_ties_in_order() {
+    fn merged_rows_of_any_length_and_column_range_match_a_reference() {
         let mut x: u64 = 7;
         for len in 0..100 {
-            for range in [3, 1 << 20, (1 << 31) - 1] {
+            for range in [3, 1 << 20, (1 << 25) + 5, (1 << 31) - 1] {
                 let columns: Vec<u32> = (0..len)
                     .map(|_| {
                         x = x
@@ -629,12 +749,49 @@ mod tests {
                         ((x >> 33) % range) as u32
                     })
                     .collect();
-                let mut expected: Vec<u32> = (0..len as u32).collect();
-                expected.sort_by_key(|&j| columns[j as usize]);
-                let mut order = Vec::new();
-                stable_order(&columns, &mut order);
-                assert_eq!(order, expected, "length {len}, columns below {range}");
+                // Values of mixed scales and signs: summed in another order, they round differently.
+                let values: Vec<f64> = (0..len)
+                    .map(|j| [1e-8, -1.0, 3e8][j % 3] * (j as f64 + 0.1))
+                    .collect();
+                let mut expected = std::collections::BTreeMap::new();
+                for (&c, &v) in columns.iter().zip(&values) {
+                    *expected.entry(c as i32).or_insert(0.0) += v;
+                }
+                let mut row = RowEntries::new();
+                for (&c, &v) in columns.iter().zip(&values) {
+                    row.push(c, v);
+                }
+                let mut out_i = vec![MaybeUninit::uninit(); len];
+                let mut out_d = vec![MaybeUninit::uninit(); len];
+                let written = merge_row(&row, &mut out_i, &mut out_d);
+                // SAFETY: `merge_row` wrote the first `written` entries.
+                let got: Vec<(i32, f64)> = (0..written)
+                    .map(|k| unsafe { (out_i[k].assume_init(), out_d[k].assume_init()) })
+                    .collect();
+                assert_eq!(
+                    got,
+                    expected.into_iter().collect::<Vec<_>>(),
+                    "length {len}, columns below {range}"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn short_sorts_agree_with_a_comparison_sort() {
+        let mut x: u64 = 11;
+        for n in 0..=SHORT_ROW {
+            let mut keys = [0i32; SHORT_ROW];
+            for (j, key) in keys[..n].iter_mut().enumerate() {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *key = ((x >> 33) as i32 & !63) | j as i32;
+            }
+            let mut expected = keys[..n].to_vec();
+            expected.sort_unstable();
+            assert_eq!(sort_short(&keys, n)[..n], expected, "length {n}");
+            assert_eq!(sort_short_portable(&keys, n)[..n], expected, "length {n}");
         }
     }
 
