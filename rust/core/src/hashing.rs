@@ -272,17 +272,30 @@ pub fn hash_flat<T: Value, O: Offset>(
         rows.row_indptr.len() - 1,
         |r| rows.row_indptr[r] as usize,
         |r, entries| {
-            for f in rows.row_indptr[r] as usize..rows.row_indptr[r + 1] as usize {
-                let value = rows.values.map_or(1.0, |v| v[f]);
-                if value == 0.0 {
-                    continue;
+            let names = rows.row_indptr[r] as usize..rows.row_indptr[r + 1] as usize;
+            let name =
+                |f: usize| &rows.data[rows.offsets[f].to_usize()..rows.offsets[f + 1].to_usize()];
+            match rows.values {
+                // Names alone (the usual column): value 1, signed.
+                None => {
+                    for f in names {
+                        let (index, sign) = bucket_and_sign(name(f), modulo);
+                        entries.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
+                    }
                 }
-                let name = &rows.data[rows.offsets[f].to_usize()..rows.offsets[f + 1].to_usize()];
-                let (index, sign) = bucket_and_sign(name, modulo);
-                entries.push(
-                    index,
-                    T::from_f64(if alternate_sign { value * sign } else { value }),
-                );
+                Some(values) => {
+                    for f in names {
+                        let value = values[f];
+                        if value == 0.0 {
+                            continue;
+                        }
+                        let (index, sign) = bucket_and_sign(name(f), modulo);
+                        entries.push(
+                            index,
+                            T::from_f64(if alternate_sign { value * sign } else { value }),
+                        );
+                    }
+                }
             }
             Ok(())
         },
