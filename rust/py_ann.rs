@@ -30,11 +30,16 @@ impl HnswGraph {
             .half
             .as_ref()
             .map(|h| {
-                // SAFETY: as in `slice`.
-                unsafe { h.bind(py).as_slice() }.map_err(|_| {
-                    let message = "hnsw half-precision vectors must be C-contiguous";
-                    to_py_err(py, CoreError::InvalidInput(message.into()))
-                })
+                let h = h.bind(py);
+                // SAFETY: as in `slice`. (`as_slice` also takes Fortran order: checked first.)
+                let c_order = h.is_c_contiguous();
+                unsafe { h.as_slice() }
+                    .ok()
+                    .filter(|_| c_order)
+                    .ok_or_else(|| {
+                        let message = "hnsw half-precision vectors must be C-contiguous";
+                        to_py_err(py, CoreError::InvalidInput(message.into()))
+                    })
             })
             .transpose()?;
         Ok(Graph {

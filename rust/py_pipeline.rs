@@ -25,8 +25,8 @@ fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
 /// request took twenty: 3 µs of a 6 µs call to rank nothing. The tracking only guards against a
 /// writable borrow taken through rust-numpy, which this crate never takes. It never covered
 /// writes from Python or from other processes: the live state (stock, price, availability) is
-/// updated in place while requests read it, one aligned scalar at a time, so a read sees the old
-/// value or the new one.
+/// updated in place while requests read it, one aligned scalar at a time (a race in Rust's
+/// memory model, as it was with tracking; on the hardware a read sees the old or the new value).
 pub(crate) fn slice<'a, T: numpy::Element>(
     py: Python<'_>,
     arr: &'a Bound<'_, PyArray1<T>>,
@@ -132,9 +132,11 @@ impl Catalog {
         Ok(ItemColumns {
             brand: slice(py, self.brand.bind(py), "brand")?,
             category: slice(py, self.category.bind(py), "category")?,
-            // SAFETY: as in `slice`.
+            // SAFETY: as in `slice`. (`as_slice` also takes Fortran order: checked first.)
             regions: unsafe { regions.as_slice() }
-                .map_err(|_| invalid(py, "regions must be C-contiguous"))?,
+                .ok()
+                .filter(|_| regions.is_c_contiguous())
+                .ok_or_else(|| invalid(py, "regions must be C-contiguous"))?,
             region_words: regions.shape()[1],
             launch_ts: slice(py, self.launch_ts.bind(py), "launch_ts")?,
             presale_start: slice(py, self.presale_start.bind(py), "presale_start")?,

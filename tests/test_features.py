@@ -288,3 +288,25 @@ def test_arrow_column_rejects_wrong_types_and_nulls():
         FeatureHasher(8, input_type="string").transform_arrow(pa.array([["a"], None]))
     with pytest.raises(InvalidInputError, match="feature name is null"):
         FeatureHasher(8, input_type="string").transform_arrow(pa.array([["a", None]]))
+
+
+def _hash_in_child(queue) -> None:
+    hasher = FeatureHasher(2**10, input_type="string", n_threads=2)
+    queue.put(hasher.transform_csr([["a", "b"]])[1].tolist())
+
+
+def test_threaded_hasher_works_in_a_forked_child():
+    """A forked child has none of the parent's pool threads: a kept pool would hang it."""
+    import multiprocessing
+
+    FeatureHasher(2**10, input_type="string", n_threads=2).transform_csr([["a"]])  # parent's pool
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_hash_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in the thread pool")
+    want = SkHasher(2**10, input_type="string").transform([["a", "b"]]).indices.tolist()
+    assert queue.get(timeout=5) == want

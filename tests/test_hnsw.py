@@ -11,7 +11,7 @@ import pytest
 from peakrec import _core
 from peakrec.errors import InvalidInputError
 from peakrec.pipeline.synthetic import open_catalog
-from peakrec.retrieval.hnsw import graph_of
+from peakrec.retrieval.hnsw import graph_of, half_vectors
 from peakrec.retrieval.search import bitmap_selector, search
 from peakrec.state import ItemState
 
@@ -213,3 +213,15 @@ def test_walk_over_a_built_bundles_memory_mapped_index(tmp_path):
     for q in np.random.default_rng(5).standard_normal((10, 16)).astype(np.float32):
         rows = _core.hnsw_search(walk, catalog, None, q, 20, 64)[0]
         assert len(set(rows.tolist()) & set(search(bundle.index, q[None], 20, params)[0].tolist())) >= 19
+
+
+def test_half_precision_vectors_given_must_fit_the_index(index):
+    """A bundle's ``index_half.npy`` is numpy's float16 of the vectors; one of another shape or in
+    Fortran order (which the walk would read transposed) is refused, naming the problem."""
+    half = half_vectors(index)
+    assert np.array_equal(half, index.reconstruct_n(0, index.ntotal).astype(np.float16).view(np.uint16))
+    assert graph_of(index, half) is not None
+    with pytest.raises(InvalidInputError, match="not C-contiguous"):
+        graph_of(index, np.asfortranarray(half))
+    with pytest.raises(InvalidInputError, match="uint16"):
+        graph_of(index, half[:-1])

@@ -13,6 +13,8 @@ class ItemState:
 
     ``stock`` int32[n], ``price`` float32[n], ``available`` uint8[n] (0 = taken off sale). The server
     keeps these arrays in a shared-memory file that all workers map; here they are plain arrays.
+    Prices must be finite and non-negative (the catalogue reader and the state service check them):
+    a request without a price filter does not read prices, so it would not exclude a NaN price.
     """
 
     stock: np.ndarray

@@ -84,10 +84,12 @@ class Bundle:
         if (path / "index_half.npy").exists():
             self.index_half = _npy(path / "index_half.npy")
             shape = (self.index.ntotal, self.index.d)
-            if self.index_half.dtype != np.uint16 or self.index_half.shape != shape:
+            half = self.index_half
+            if half.dtype != np.uint16 or half.shape != shape or not half.flags.c_contiguous:
                 raise BundleError(
-                    f"index_half.npy is {self.index_half.dtype} {list(self.index_half.shape)}, "
-                    f"the index needs uint16 {list(shape)}"
+                    f"index_half.npy is {half.dtype} {list(half.shape)}"
+                    f"{'' if half.flags.c_contiguous else ' in Fortran order'}, "
+                    f"the index needs C-ordered uint16 {list(shape)}"
                 )
         self.items = ItemColumns(**_columns(path / "items", ItemColumns))
         self.users = UserColumns(**_columns(path / "users", UserColumns))

@@ -33,10 +33,10 @@ def graph_of(index: faiss.Index, half: bool | np.ndarray = True) -> _core.HnswGr
         half = _half(vectors, n, d)
     elif half is False:
         half = None
-    elif half.dtype != np.uint16 or half.shape != (n, d):
+    elif half.dtype != np.uint16 or half.shape != (n, d) or not half.flags.c_contiguous:
         raise InvalidInputError(
-            f"half-precision vectors must be uint16 [{n}, {d}] to match the index, "
-            f"got {half.dtype} {list(half.shape)}"
+            f"half-precision vectors must be C-contiguous uint16 [{n}, {d}] to match the index, "
+            f"got {half.dtype} {list(half.shape)}{'' if half.flags.c_contiguous else ' (not C-contiguous)'}"
         )
     return _core.HnswGraph(
         _bytes(_view(hnsw.neighbors.data(), hnsw.neighbors.size())),

@@ -288,8 +288,8 @@ impl<'a> Eligibility<'a> {
         (live.available[row] != 0) & (live.stock[row] > 0) & self.price_ok(row)
     }
 
-    /// `row`'s price is in the range; always when the range is unbounded, without reading it
-    /// (prices are finite: catalogues and state updates are checked).
+    /// `row`'s price is in the range; always when the range is unbounded, without reading it (so
+    /// only a price filter excludes a NaN price; catalogues and state updates reject them).
     #[inline]
     fn price_ok(&self, row: usize) -> bool {
         let r = &self.rules;

@@ -423,6 +423,8 @@ pub fn build_csr<T: Value>(
 
 /// Rows up to this long are sorted by rank; longer ones by a comparison sort.
 const SHORT_ROW: usize = 64;
+// A short row's keys hold the position in their low 6 bits.
+const _: () = assert!(SHORT_ROW == 1 << 6);
 
 /// Writes a row's entries sorted by column (stably, as scipy's insertion sort is for short rows)
 /// with equal columns summed in that order; returns how many it wrote. Each entry is sorted as one
