@@ -2,7 +2,7 @@
 
 use crate::py_pipeline::{eligibility, slice, Catalog, Rules};
 use crate::to_py_err;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use peakrec_core::hnsw::{All, Graph, Unaligned, Value};
 use peakrec_core::CoreError;
 use pyo3::prelude::*;
@@ -29,18 +29,7 @@ impl HnswGraph {
         let half = self
             .half
             .as_ref()
-            .map(|h| {
-                let h = h.bind(py);
-                // SAFETY: as in `slice`. (`as_slice` also takes Fortran order: checked first.)
-                let c_order = h.is_c_contiguous();
-                unsafe { h.as_slice() }
-                    .ok()
-                    .filter(|_| c_order)
-                    .ok_or_else(|| {
-                        let message = "hnsw half-precision vectors must be C-contiguous";
-                        to_py_err(py, CoreError::InvalidInput(message.into()))
-                    })
-            })
+            .map(|h| slice(py, h.bind(py), "hnsw half-precision vectors"))
             .transpose()?;
         Ok(Graph {
             neighbors: packed(py, &self.neighbors, "neighbors")?,
