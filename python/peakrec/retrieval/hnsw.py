@@ -28,7 +28,7 @@ def graph_of(index: faiss.Index, half: bool | np.ndarray = True) -> _core.HnswGr
     if real is None:
         return None
     hnsw, n, d = real.hnsw, real.ntotal, real.d
-    vectors = _view(faiss.downcast_index(real.storage).get_xb(), n * d)
+    vectors = _vectors(real)
     if half is True:
         half = _half(vectors, n, d)
     elif half is False:
@@ -59,8 +59,7 @@ def half_vectors(index: faiss.Index) -> np.ndarray | None:
     real = _hnsw_flat(index)
     if real is None:
         return None
-    n, d = real.ntotal, real.d
-    return _half(_view(faiss.downcast_index(real.storage).get_xb(), n * d), n, d)
+    return _half(_vectors(real), real.ntotal, real.d)
 
 
 def _hnsw_flat(index: faiss.Index) -> faiss.IndexHNSW | None:
@@ -75,6 +74,11 @@ def _hnsw_flat(index: faiss.Index) -> faiss.IndexHNSW | None:
     if metric not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2) or storage.metric_type != metric:
         return None
     return real
+
+
+def _vectors(real: faiss.IndexHNSW) -> np.ndarray:
+    """The flat storage's vectors, in place (``n * d`` float32)."""
+    return _view(faiss.downcast_index(real.storage).get_xb(), real.ntotal * real.d)
 
 
 def _half(vectors: np.ndarray, n: int, d: int) -> np.ndarray | None:
