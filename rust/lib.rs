@@ -5,7 +5,9 @@ use numpy::{
     Element, IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
-use peakrec_core::hashing::{self, Csr, FastMod, FlatFeatures, HashedRows, Pooling, Value};
+use peakrec_core::hashing::{
+    self, Csr, FastMod, FlatFeatures, HashedRows, NameBatch, Pooling, Value,
+};
 use peakrec_core::{with_threads, CoreError};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -308,20 +310,15 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
     if ffi::PyUnicode_CheckExact(obj) == 0 {
         return None;
     }
+    if let Some(text) = ascii_str(obj) {
+        return Some(text);
+    }
     // Kind 0 is a legacy string not yet made ready (Python < 3.12): leave it to the Python API.
     let kind = ffi::PyUnicode_KIND(obj);
-    if !matches!(kind, 1 | 2 | 4) {
-        return None;
-    }
     let (data, len) = (
         ffi::PyUnicode_DATA(obj),
         ffi::PyUnicode_GET_LENGTH(obj) as usize,
     );
-    // Only a compact ASCII str keeps its text right after the shortest header; ASCII is its own
-    // UTF-8, so no byte needs a look (the ascii flag has no accessor from Python 3.14).
-    if data == obj.cast::<ffi::PyASCIIObject>().add(1).cast() {
-        return Some(std::slice::from_raw_parts(data.cast::<u8>(), len));
-    }
     match kind {
         1 => {
             let latin1 = std::slice::from_raw_parts(data.cast::<u8>(), len);
@@ -331,11 +328,29 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
             let ucs2 = std::slice::from_raw_parts(data.cast::<u16>(), len);
             encode_utf8(ucs2.iter().map(|&c| c as u32), scratch)
         }
-        _ => {
+        4 => {
             let ucs4 = std::slice::from_raw_parts(data.cast::<u32>(), len);
             encode_utf8(ucs4.iter().copied(), scratch)
         }
+        _ => None,
     }
+}
+
+/// The text of a compact ASCII exact `str`, in place (ASCII is its own UTF-8); `None` for any
+/// other object.
+///
+/// SAFETY: `obj` must be live and unchanged for as long as the bytes are used.
+#[inline]
+unsafe fn ascii_str<'a>(obj: *mut ffi::PyObject) -> Option<&'a [u8]> {
+    if ffi::PyUnicode_CheckExact(obj) == 0 || ffi::PyUnicode_KIND(obj) != 1 {
+        return None;
+    }
+    // Only a compact ASCII str keeps its text right after the shortest header, so no byte needs
+    // a look (the ascii flag has no accessor from Python 3.14).
+    let data = ffi::PyUnicode_DATA(obj);
+    (data == obj.cast::<ffi::PyASCIIObject>().add(1).cast()).then(|| {
+        std::slice::from_raw_parts(data.cast::<u8>(), ffi::PyUnicode_GET_LENGTH(obj) as usize)
+    })
 }
 
 /// UTF-8 of code points into `out`; `None` at a lone surrogate.
@@ -389,14 +404,26 @@ fn hash_str_rows<T: Value>(
     };
     let (rows, modulo) = (&rows, FastMod::new(n_features));
     let fill = |r: usize, entries: &mut hashing::RowEntries<T>| {
+        // ASCII names are read in place and hashed in batches; others in order between them.
+        let mut batch = NameBatch::new();
         for &item in rows.rows[r] {
-            // SAFETY: see `ItemRows`. A name not readable here stops the build; the general path
-            // then hashes the rows (or raises the error naming the row).
+            // SAFETY (both): see `ItemRows`.
+            if let Some(name) = unsafe { ascii_str(item) } {
+                batch.push(name);
+                if batch.is_full() {
+                    entries.push_names(&mut batch, modulo, alternate_sign);
+                }
+                continue;
+            }
+            entries.push_names(&mut batch, modulo, alternate_sign);
+            // A name not readable here stops the build; the general path then hashes the rows
+            // (or raises the error naming the row).
             let name = unsafe { read_str(item, &mut entries.scratch) }
                 .ok_or_else(|| CoreError::InvalidInput(String::new()))?;
             let (index, sign) = hashing::bucket_and_sign(name, modulo);
             entries.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
         }
+        entries.push_names(&mut batch, modulo, alternate_sign);
         Ok(())
     };
     let csr = with_threads(n_threads, || {

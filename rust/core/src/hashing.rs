@@ -79,10 +79,245 @@ impl FastMod {
     }
 }
 
+/// Up to `SHORT_ROW` feature names, hashed together (eight at a time where the CPU has AVX2).
+pub struct NameBatch<'a> {
+    /// Names `0..len` (and, when hashed, lanes up to the next multiple of eight) are set.
+    ptrs: [MaybeUninit<*const u8>; SHORT_ROW],
+    /// Lengths, 0 for names longer than `LANE_BYTES` (hashed when pushed, into `long`).
+    lens: [MaybeUninit<u32>; SHORT_ROW],
+    long: [MaybeUninit<u32>; SHORT_ROW],
+    /// Bit `k` is set when name `k` is long.
+    long_names: u64,
+    len: usize,
+    names: std::marker::PhantomData<&'a [u8]>,
+}
+
+/// Names longer than this are hashed one at a time: the eight lanes run as long as the longest.
+const LANE_BYTES: usize = 64;
+
+/// What empty names and unused lanes point to: 16 readable bytes.
+#[repr(align(16))]
+struct NoBytes([u8; 16]);
+static NO_BYTES: NoBytes = NoBytes([0; 16]);
+
+impl<'a> NameBatch<'a> {
+    pub fn new() -> Self {
+        NameBatch {
+            ptrs: [MaybeUninit::uninit(); SHORT_ROW],
+            lens: [MaybeUninit::uninit(); SHORT_ROW],
+            long: [MaybeUninit::uninit(); SHORT_ROW],
+            long_names: 0,
+            len: 0,
+            names: std::marker::PhantomData,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == SHORT_ROW
+    }
+
+    /// Adds a name (the batch must not be full).
+    #[inline]
+    pub fn push(&mut self, name: &'a [u8]) {
+        let k = self.len;
+        if name.is_empty() || name.len() > LANE_BYTES {
+            self.ptrs[k].write(NO_BYTES.0.as_ptr());
+            self.lens[k].write(0);
+            if !name.is_empty() {
+                self.long[k].write(murmurhash3_32(name, 0));
+                self.long_names |= 1 << k;
+            }
+        } else {
+            self.ptrs[k].write(name.as_ptr());
+            self.lens[k].write(name.len() as u32);
+        }
+        self.len = k + 1;
+    }
+
+    /// MurmurHash3 (seed 0) of each name into `out` (in order), emptying the batch.
+    fn take_hashes(&mut self, out: &mut [u32; SHORT_ROW]) {
+        let n = std::mem::take(&mut self.len);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // Lanes past the names hash nothing.
+            let lanes = n.next_multiple_of(8);
+            self.ptrs[n..lanes].fill(MaybeUninit::new(NO_BYTES.0.as_ptr()));
+            self.lens[n..lanes].fill(MaybeUninit::new(0));
+            for at in (0..lanes).step_by(8) {
+                // SAFETY: lanes `at..at + 8` are set (just above); each pointer has `lens` bytes
+                // that `'a` keeps readable (or is `NO_BYTES`, with 16). The CPU has AVX2.
+                let hashes = unsafe {
+                    murmurhash3_32_x8(
+                        &*self.ptrs[at..at + 8].as_ptr().cast(),
+                        &*self.lens[at..at + 8].as_ptr().cast(),
+                    )
+                };
+                out[at..at + 8].copy_from_slice(&hashes);
+            }
+            self.take_long(out);
+            return;
+        }
+        for (k, h) in out[..n].iter_mut().enumerate() {
+            // SAFETY: names `0..n` are set, and readable as above.
+            let name = unsafe {
+                let len = self.lens[k].assume_init() as usize;
+                std::slice::from_raw_parts(self.ptrs[k].assume_init(), len)
+            };
+            *h = murmurhash3_32(name, 0);
+        }
+        self.take_long(out);
+    }
+
+    /// Puts the long names' hashes in their places.
+    fn take_long(&mut self, out: &mut [u32; SHORT_ROW]) {
+        let mut long = std::mem::take(&mut self.long_names);
+        while long != 0 {
+            let k = long.trailing_zeros() as usize;
+            // SAFETY: `push` set `long[k]` when it set bit `k`.
+            out[k] = unsafe { self.long[k].assume_init() };
+            long &= long - 1;
+        }
+    }
+}
+
+impl Default for NameBatch<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// MurmurHash3 (seed 0) of eight names, one per 32-bit lane. Each 16 bytes
+/// of the names are loaded and transposed into four vectors of one 4-byte block per name; a lane
+/// takes a block only while the block is whole, and keeps its first partial block (the tail)
+/// aside, so every lane ends with the state of the scalar hash.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn murmurhash3_32_x8(ptrs: &[*const u8; 8], lens: &[u32; 8]) -> [u32; 8] {
+    use std::arch::x86_64::*;
+    let rotl13 = |x| _mm256_or_si256(_mm256_slli_epi32::<13>(x), _mm256_srli_epi32::<19>(x));
+    let mix = |k| {
+        let k = _mm256_mullo_epi32(k, _mm256_set1_epi32(0xcc9e_2d51_u32 as i32));
+        let k = _mm256_or_si256(_mm256_slli_epi32::<15>(k), _mm256_srli_epi32::<17>(k));
+        _mm256_mullo_epi32(k, _mm256_set1_epi32(0x1b87_3593))
+    };
+    let len = _mm256_loadu_si256(lens.as_ptr().cast());
+    let whole_blocks = _mm256_srli_epi32::<2>(len);
+    let (mut h, mut tail) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut absorb = |offset: usize, part: [__m128i; 8]| {
+        let (r0, r1) = (
+            _mm256_set_m128i(part[4], part[0]),
+            _mm256_set_m128i(part[5], part[1]),
+        );
+        let (r2, r3) = (
+            _mm256_set_m128i(part[6], part[2]),
+            _mm256_set_m128i(part[7], part[3]),
+        );
+        let (t0, t1) = (_mm256_unpacklo_epi32(r0, r1), _mm256_unpackhi_epi32(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_epi32(r2, r3), _mm256_unpackhi_epi32(r2, r3));
+        let blocks = [
+            _mm256_unpacklo_epi64(t0, t2),
+            _mm256_unpackhi_epi64(t0, t2),
+            _mm256_unpacklo_epi64(t1, t3),
+            _mm256_unpackhi_epi64(t1, t3),
+        ];
+        for (b, block) in blocks.into_iter().enumerate() {
+            let index = _mm256_set1_epi32((offset / 4 + b) as i32);
+            let next = rotl13(_mm256_xor_si256(h, mix(block)));
+            let next = _mm256_add_epi32(
+                _mm256_add_epi32(next, _mm256_slli_epi32::<2>(next)),
+                _mm256_set1_epi32(0xe654_6b64_u32 as i32),
+            );
+            h = _mm256_blendv_epi8(h, next, _mm256_cmpgt_epi32(whole_blocks, index));
+            tail = _mm256_blendv_epi8(tail, block, _mm256_cmpeq_epi32(whole_blocks, index));
+        }
+    };
+    let long = _mm256_cmpgt_epi32(len, _mm256_set1_epi32(16));
+    if _mm256_testz_si256(long, long) == 1 && ptrs.iter().all(|&p| p as usize % 4096 <= 4096 - 16) {
+        absorb(0, std::array::from_fn(|i| load16_in_page(ptrs[i])));
+    } else {
+        let longest = lens.iter().copied().max().unwrap_or(0) as usize;
+        for offset in (0..longest).step_by(16) {
+            let left = |i: usize| lens[i] as isize - offset as isize;
+            absorb(
+                offset,
+                std::array::from_fn(|i| load16(ptrs[i], left(i), offset)),
+            );
+        }
+    }
+    // Keep the tail's len % 4 low bytes: shifting by 32 (no tail) clears the lane.
+    let shift = _mm256_sub_epi32(
+        _mm256_set1_epi32(32),
+        _mm256_slli_epi32::<3>(_mm256_and_si256(len, _mm256_set1_epi32(3))),
+    );
+    tail = _mm256_srlv_epi32(_mm256_sllv_epi32(tail, shift), shift);
+    h = _mm256_xor_si256(_mm256_xor_si256(h, mix(tail)), len);
+    h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
+    h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0x85eb_ca6b_u32 as i32));
+    h = _mm256_xor_si256(h, _mm256_srli_epi32::<13>(h));
+    h = _mm256_mullo_epi32(h, _mm256_set1_epi32(0xc2b2_ae35_u32 as i32));
+    h = _mm256_xor_si256(h, _mm256_srli_epi32::<16>(h));
+    let mut hashes = [0u32; 8];
+    _mm256_storeu_si256(hashes.as_mut_ptr().cast(), h);
+    hashes
+}
+
+/// 16 bytes of a name from `offset`, of which `left` are its own (zeros when none); the bytes
+/// past its end are garbage that the hash ignores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn load16(name: *const u8, left: isize, offset: usize) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    if left <= 0 {
+        return _mm_setzero_si128();
+    }
+    let ptr = name.add(offset);
+    if left >= 16 {
+        return _mm_loadu_si128(ptr.cast());
+    }
+    if (ptr as usize) % 4096 <= 4096 - 16 {
+        return load16_in_page(ptr);
+    }
+    let mut bytes = [0u8; 16];
+    std::ptr::copy_nonoverlapping(ptr, bytes.as_mut_ptr(), left as usize);
+    _mm_loadu_si128(bytes.as_ptr().cast())
+}
+
+/// The 16 bytes at `ptr`, all in the 4 KiB page of its first byte, which is readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn load16_in_page(ptr: *const u8) -> std::arch::x86_64::__m128i {
+    // Memory is mapped in whole pages, so bytes past a name in its own page can be read without
+    // a fault. They lie outside what the caller lent us, so they are read by an asm load, of
+    // which the compiler assumes nothing.
+    let v;
+    std::arch::asm!(
+        "vmovdqu {v}, [{ptr}]",
+        ptr = in(reg) ptr,
+        v = out(xmm_reg) v,
+        options(pure, readonly, nostack, preserves_flags)
+    );
+    v
+}
+
 /// Bucket and sign (+1 or -1) of a feature name, as scikit-learn computes them.
 #[inline]
 pub fn bucket_and_sign(name: &[u8], n_features: FastMod) -> (u32, f64) {
-    let h = murmurhash3_32(name, 0) as i32;
+    bucket_and_sign_of(murmurhash3_32(name, 0), n_features)
+}
+
+/// Bucket and sign of a name from its MurmurHash3 (seed 0).
+#[inline]
+pub fn bucket_and_sign_of(h: u32, n_features: FastMod) -> (u32, f64) {
+    let h = h as i32;
     let index = if h == i32::MIN {
         // abs(-2^31) overflows; scikit-learn defines the bucket as below.
         n_features.of(i32::MAX as u32 - (n_features.d - 1))
@@ -278,10 +513,14 @@ pub fn hash_flat<T: Value, O: Offset>(
             match rows.values {
                 // Names alone (the usual column): value 1, signed.
                 None => {
+                    let mut batch = NameBatch::new();
                     for f in names {
-                        let (index, sign) = bucket_and_sign(name(f), modulo);
-                        entries.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
+                        batch.push(name(f));
+                        if batch.is_full() {
+                            entries.push_names(&mut batch, modulo, alternate_sign);
+                        }
                     }
+                    entries.push_names(&mut batch, modulo, alternate_sign);
                 }
                 Some(values) => {
                     for f in names {
@@ -309,6 +548,15 @@ pub struct RowEntries<T> {
     columns: [u32; SHORT_ROW],
     values: [T; SHORT_ROW],
     more: Vec<(u32, T)>,
+    /// Set by `push_names` for a row of names alone: entry `j` is `keys[j]` (its column above
+    /// its position, as `merge_row` sorts them), with value -1 where bit `j` of `negative` is set
+    /// and 1 elsewhere. `columns` and `values` are then unused.
+    keyed: bool,
+    keys: [i32; SHORT_ROW],
+    negative: u64,
+    /// Room for the row's hashes and its sorted keys, kept between rows (never cleared).
+    hashes: [u32; SHORT_ROW],
+    sorted: [i32; SHORT_ROW],
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
 }
@@ -320,12 +568,20 @@ impl<T: Value> RowEntries<T> {
             columns: [0; SHORT_ROW],
             values: [T::default(); SHORT_ROW],
             more: Vec::new(),
+            keyed: false,
+            keys: [0; SHORT_ROW],
+            negative: 0,
+            hashes: [0; SHORT_ROW],
+            sorted: [0; SHORT_ROW],
             scratch: Vec::new(),
         }
     }
 
     #[inline]
     pub fn push(&mut self, column: u32, value: T) {
+        if self.keyed {
+            self.unkey();
+        }
         if self.len < SHORT_ROW {
             self.columns[self.len] = column;
             self.values[self.len] = value;
@@ -335,8 +591,68 @@ impl<T: Value> RowEntries<T> {
         self.len += 1;
     }
 
+    /// Turns a row of names kept as keys into entries, for more to be pushed.
+    #[cold]
+    fn unkey(&mut self) {
+        self.keyed = false;
+        for (j, &key) in self.keys[..self.len].iter().enumerate() {
+            self.columns[j] = (key >> 6) as u32;
+            let negative = self.negative >> j & 1 == 1;
+            self.values[j] = T::from_f64(if negative { -1.0 } else { 1.0 });
+        }
+    }
+
+    /// Pushes a batch of names, each with value 1 (signed if `alternate_sign`), and empties it.
+    pub fn push_names(&mut self, names: &mut NameBatch, modulo: FastMod, alternate_sign: bool) {
+        let n = names.len();
+        names.take_hashes(&mut self.hashes);
+        // The usual power-of-two `n_features` takes its buckets and keys eight at a time.
+        #[cfg(target_arch = "x86_64")]
+        if self.len == 0
+            && modulo.d.is_power_of_two()
+            && modulo.d <= 1 << 25
+            && std::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { self.key_names(n, modulo.d - 1, alternate_sign) };
+            return;
+        }
+        for j in 0..n {
+            let (index, sign) = bucket_and_sign_of(self.hashes[j], modulo);
+            self.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
+        }
+    }
+
+    /// Sets the row to `n` names of MurmurHash3 `hashes` and bucket mask `mask` (below 2^25).
+    /// `hashes` must hold the names rounded up to a multiple of eight, as `take_hashes` leaves it.
+    /// A power-of-two `n_features` needs no special case for -2^31: its bucket is 0 either way.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn key_names(&mut self, n: usize, mask: u32, alternate_sign: bool) {
+        use std::arch::x86_64::*;
+        let mut negative = 0u64;
+        for at in (0..n).step_by(8) {
+            let h = _mm256_loadu_si256(self.hashes[at..].as_ptr().cast());
+            let bucket = _mm256_and_si256(_mm256_abs_epi32(h), _mm256_set1_epi32(mask as i32));
+            let position = _mm256_add_epi32(
+                _mm256_set1_epi32(at as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            );
+            let key = _mm256_or_si256(_mm256_slli_epi32::<6>(bucket), position);
+            _mm256_storeu_si256(self.keys[at..].as_mut_ptr().cast(), key);
+            negative |= (_mm256_movemask_ps(_mm256_castsi256_ps(h)) as u64) << at;
+        }
+        let names = if n == 0 {
+            0
+        } else {
+            u64::MAX >> (SHORT_ROW - n)
+        };
+        self.negative = if alternate_sign { negative & names } else { 0 };
+        (self.len, self.keyed) = (n, true);
+    }
+
     fn clear(&mut self) {
-        self.len = 0;
+        (self.len, self.keyed) = (0, false);
         self.more.clear();
     }
 }
@@ -383,7 +699,7 @@ pub fn build_csr<T: Value>(
             for r in start..end {
                 row.clear();
                 fill(r, &mut row)?;
-                let written = merge_row(&row, &mut out_i[at..], &mut out_d[at..]);
+                let written = merge_row(&mut row, &mut out_i[at..], &mut out_d[at..]);
                 nnz.push(written);
                 at += written;
             }
@@ -431,23 +747,37 @@ const _: () = assert!(SHORT_ROW == 1 << 6);
 /// unique key, its column above its position, so a plain sort is stable and gives the position
 /// of the value to add. Short rows of columns below 2^25 (the norm) fit the key in an i32.
 fn merge_row<T: Value>(
-    row: &RowEntries<T>,
+    row: &mut RowEntries<T>,
     out_i: &mut [MaybeUninit<i32>],
     out_d: &mut [MaybeUninit<T>],
 ) -> usize {
     let n = row.len;
+    if row.keyed {
+        sort_short(&row.keys, n, &mut row.sorted);
+        let (one, minus_one) = (T::from_f64(1.0), T::from_f64(-1.0));
+        let value = |j: usize| {
+            if row.negative >> j & 1 == 0 {
+                one
+            } else {
+                minus_one
+            }
+        };
+        let entries = row.sorted[..n]
+            .iter()
+            .map(|&key| ((key >> 6) as u32, key as usize & 63));
+        return write_merged(entries, value, out_i, out_d);
+    }
     if n <= SHORT_ROW {
         let columns = &row.columns[..n];
         if columns.iter().fold(0, |high, &c| high | c) < 1 << 25 {
-            let mut keys = [0i32; SHORT_ROW];
-            for (j, (key, &c)) in keys.iter_mut().zip(columns).enumerate() {
+            for (j, (key, &c)) in row.keys.iter_mut().zip(columns).enumerate() {
                 *key = (c << 6 | j as u32) as i32;
             }
-            let sorted = sort_short(&keys, n);
-            let entries = sorted[..n]
+            sort_short(&row.keys, n, &mut row.sorted);
+            let entries = row.sorted[..n]
                 .iter()
                 .map(|&key| ((key >> 6) as u32, key as usize & 63));
-            return write_merged(entries, &row.values, out_i, out_d);
+            return write_merged(entries, |j| row.values[j], out_i, out_d);
         }
     }
     let (columns, values): (Vec<u32>, Vec<T>) = row.columns[..n.min(SHORT_ROW)]
@@ -465,92 +795,92 @@ fn merge_row<T: Value>(
     let entries = keys
         .iter()
         .map(|&key| ((key >> 32) as u32, key as u32 as usize));
-    write_merged(entries, &values, out_i, out_d)
+    write_merged(entries, |j| values[j], out_i, out_d)
 }
 
 /// Writes (column, position) pairs sorted by column, summing the values of equal columns.
 #[inline(always)]
 fn write_merged<T: Value>(
     mut entries: impl Iterator<Item = (u32, usize)>,
-    values: &[T],
+    value: impl Fn(usize) -> T,
     out_i: &mut [MaybeUninit<i32>],
     out_d: &mut [MaybeUninit<T>],
 ) -> usize {
     let Some((mut column, j)) = entries.next() else {
         return 0;
     };
-    let (mut sum, mut at) = (values[j], 0);
+    let (mut sum, mut at) = (value(j), 0);
     for (c, j) in entries {
         if c == column {
-            sum += values[j];
+            sum += value(j);
             continue;
         }
         out_i[at].write(column as i32);
         out_d[at].write(sum);
         at += 1;
-        (column, sum) = (c, values[j]);
+        (column, sum) = (c, value(j));
     }
     out_i[at].write(column as i32);
     out_d[at].write(sum);
     at + 1
 }
 
-/// The first `n` of `keys` (unique, not negative) in ascending order, by rank: a key's place is
-/// the count of smaller keys, counted for eight keys at once with one vector compare per other
-/// key, where a comparison sort mispredicts on nearly every step for random columns.
-fn sort_short(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+/// Puts the first `n` of `keys` (unique, not negative) in `sorted` in ascending order, by rank:
+/// a key's place is the count of smaller keys, counted for eight keys at once with one vector
+/// compare per other key, where a comparison sort mispredicts on nearly every step for random
+/// columns.
+fn sort_short(keys: &[i32; SHORT_ROW], n: usize, sorted: &mut [i32; SHORT_ROW]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { sort_short_avx2(keys, n) };
+        return unsafe { sort_short_avx2(keys, n, sorted) };
     }
-    sort_short_portable(keys, n)
+    sort_short_portable(keys, n, sorted)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sort_short_avx2(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
+unsafe fn sort_short_avx2(keys: &[i32; SHORT_ROW], n: usize, sorted: &mut [i32; SHORT_ROW]) {
     use std::arch::x86_64::*;
-    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
-    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+    for (b, block) in keys.chunks_exact(8).take(n.div_ceil(8)).enumerate() {
         let block = _mm256_loadu_si256(block.as_ptr().cast());
         let mut counts = _mm256_setzero_si256();
         for &other in &keys[..n] {
             // The compare gives -1 where `other` is smaller.
             counts = _mm256_sub_epi32(counts, _mm256_cmpgt_epi32(block, _mm256_set1_epi32(other)));
         }
-        _mm256_storeu_si256(rank.as_mut_ptr().cast(), counts);
+        let mut ranks = [0i32; 8];
+        _mm256_storeu_si256(ranks.as_mut_ptr().cast(), counts);
+        place_by_rank(keys, b, n, &ranks, sorted);
     }
-    place_by_rank(keys, n, &ranks)
 }
 
 /// The same ranks in plain code (the compiler vectorises it less well: as reductions).
-fn sort_short_portable(keys: &[i32; SHORT_ROW], n: usize) -> [i32; SHORT_ROW] {
-    let mut ranks = [[0i32; 8]; SHORT_ROW / 8];
-    for (rank, block) in ranks[..n.div_ceil(8)].iter_mut().zip(keys.chunks_exact(8)) {
+fn sort_short_portable(keys: &[i32; SHORT_ROW], n: usize, sorted: &mut [i32; SHORT_ROW]) {
+    for (b, block) in keys.chunks_exact(8).take(n.div_ceil(8)).enumerate() {
         // Counted in a local so the eight counts stay in registers across the loop.
-        let mut counts = [0i32; 8];
+        let mut ranks = [0i32; 8];
         for &other in &keys[..n] {
-            for (count, &key) in counts.iter_mut().zip(block) {
+            for (count, &key) in ranks.iter_mut().zip(block) {
                 *count += (other < key) as i32;
             }
         }
-        *rank = counts;
+        place_by_rank(keys, b, n, &ranks, sorted);
     }
-    place_by_rank(keys, n, &ranks)
 }
 
+/// Puts block `b` of the first `n` keys where their ranks say.
 #[inline(always)]
 fn place_by_rank(
     keys: &[i32; SHORT_ROW],
+    b: usize,
     n: usize,
-    ranks: &[[i32; 8]; SHORT_ROW / 8],
-) -> [i32; SHORT_ROW] {
-    let mut sorted = [0i32; SHORT_ROW];
-    for (j, &key) in keys[..n].iter().enumerate() {
-        sorted[ranks[j / 8][j % 8] as usize] = key;
+    ranks: &[i32; 8],
+    sorted: &mut [i32; SHORT_ROW],
+) {
+    for (&key, &rank) in keys[b * 8..n.min(b * 8 + 8)].iter().zip(ranks) {
+        sorted[rank as usize] = key;
     }
-    sorted
 }
 
 /// How `pool` combines the table rows of one input row.
@@ -778,7 +1108,7 @@ mod tests {
                 }
                 let mut out_i = vec![MaybeUninit::uninit(); len];
                 let mut out_d = vec![MaybeUninit::uninit(); len];
-                let written = merge_row(&row, &mut out_i, &mut out_d);
+                let written = merge_row(&mut row, &mut out_i, &mut out_d);
                 // SAFETY: `merge_row` wrote the first `written` entries.
                 let got: Vec<(i32, f64)> = (0..written)
                     .map(|k| unsafe { (out_i[k].assume_init(), out_d[k].assume_init()) })
@@ -805,8 +1135,11 @@ mod tests {
             }
             let mut expected = keys[..n].to_vec();
             expected.sort_unstable();
-            assert_eq!(sort_short(&keys, n)[..n], expected, "length {n}");
-            assert_eq!(sort_short_portable(&keys, n)[..n], expected, "length {n}");
+            let mut sorted = [0; SHORT_ROW];
+            sort_short(&keys, n, &mut sorted);
+            assert_eq!(sorted[..n], expected, "length {n}");
+            sort_short_portable(&keys, n, &mut sorted);
+            assert_eq!(sorted[..n], expected, "length {n}");
         }
     }
 
