@@ -404,26 +404,27 @@ fn hash_str_rows<T: Value>(
     };
     let (rows, modulo) = (&rows, FastMod::new(n_features));
     let fill = |r: usize, entries: &mut hashing::RowEntries<T>| {
-        // ASCII names are read in place and hashed in batches; others in order between them.
-        let mut batch = NameBatch::new();
-        for &item in rows.rows[r] {
-            // SAFETY (both): see `ItemRows`.
-            if let Some(name) = unsafe { ascii_str(item) } {
+        let items = rows.rows[r];
+        // A row of ASCII names (the norm) is read in place and hashed as one batch.
+        if items.len() <= NameBatch::CAPACITY {
+            let mut batch = NameBatch::new();
+            // SAFETY: see `ItemRows`.
+            for name in items.iter().map_while(|&item| unsafe { ascii_str(item) }) {
                 batch.push(name);
-                if batch.is_full() {
-                    entries.push_names(&mut batch, modulo, alternate_sign);
-                }
-                continue;
             }
-            entries.push_names(&mut batch, modulo, alternate_sign);
-            // A name not readable here stops the build; the general path then hashes the rows
-            // (or raises the error naming the row).
+            if batch.len() == items.len() {
+                entries.push_names(&mut batch, modulo, alternate_sign);
+                return Ok(());
+            }
+        }
+        for &item in items {
+            // SAFETY: see `ItemRows`. A name not readable here stops the build; the general path
+            // then hashes the rows (or raises the error naming the row).
             let name = unsafe { read_str(item, &mut entries.scratch) }
                 .ok_or_else(|| CoreError::InvalidInput(String::new()))?;
             let (index, sign) = hashing::bucket_and_sign(name, modulo);
             entries.push(index, T::from_f64(if alternate_sign { sign } else { 1.0 }));
         }
-        entries.push_names(&mut batch, modulo, alternate_sign);
         Ok(())
     };
     let csr = with_threads(n_threads, || {

@@ -101,6 +101,8 @@ struct NoBytes([u8; 16]);
 static NO_BYTES: NoBytes = NoBytes([0; 16]);
 
 impl<'a> NameBatch<'a> {
+    pub const CAPACITY: usize = SHORT_ROW;
+
     pub fn new() -> Self {
         NameBatch {
             ptrs: [MaybeUninit::uninit(); SHORT_ROW],
