@@ -80,15 +80,17 @@ impl FastMod {
 }
 
 /// Up to `SHORT_ROW` feature names, hashed together (eight at a time where the CPU has AVX2).
+// In declared order, so that setting the two counts does not become zeroing the arrays beside.
+#[repr(C)]
 pub struct NameBatch<'a> {
+    len: usize,
+    /// Bit `k` is set when name `k` is long.
+    long_names: u64,
     /// Names `0..len` (and, when hashed, lanes up to the next multiple of eight) are set.
     ptrs: [MaybeUninit<*const u8>; SHORT_ROW],
     /// Lengths, 0 for names longer than `LANE_BYTES` (hashed when pushed, into `long`).
     lens: [MaybeUninit<u32>; SHORT_ROW],
     long: [MaybeUninit<u32>; SHORT_ROW],
-    /// Bit `k` is set when name `k` is long.
-    long_names: u64,
-    len: usize,
     names: std::marker::PhantomData<&'a [u8]>,
 }
 
