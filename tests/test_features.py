@@ -156,6 +156,22 @@ def test_rows_around_the_short_row_limit_match_sklearn(n_features):
         assert_same(hasher.transform(rows), expected)
 
 
+@pytest.mark.parametrize("n_features", [16, 2**20, 2**25, 2**26, 1_000_003])
+@pytest.mark.parametrize("alternate_sign", [True, False])
+def test_ascii_names_of_every_length_match_sklearn(n_features, alternate_sign):
+    # ASCII names of up to 64 bytes are hashed eight at a time; longer ones one by one.
+    rng = np.random.default_rng(n_features)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz=0123456789"))
+    words = ["".join(rng.choice(letters, length)) for length in range(0, 100) for _ in range(3)]
+    rows = [[words[i] for i in rng.integers(0, len(words), rng.integers(0, 70))] for _ in range(400)]
+    rows += [[words[i] for i in range(start, len(words), 7)] for start in range(7)]
+    kwargs = dict(n_features=n_features, input_type="string", alternate_sign=alternate_sign)
+    expected = SkHasher(**kwargs).transform(rows)
+    assert_same(FeatureHasher(**kwargs, n_threads=1).transform(rows), expected)
+    pa = pytest.importorskip("pyarrow")
+    assert_same(FeatureHasher(**kwargs).transform_arrow(pa.array(rows, type=pa.list_(pa.string()))), expected)
+
+
 def test_bad_name_late_in_a_long_list_raises_naming_its_row():
     good = [["a", "é"]] * 5000
     for n_threads in (1, 2):

@@ -1126,6 +1126,97 @@ mod tests {
         }
     }
 
+    /// Names of every length up to 80 bytes, some ending in the last bytes of a 4 KiB page (so
+    /// the vector loads take their copying path), some starting there.
+    fn names_at_page_ends(buffer: &mut Vec<u8>) -> Vec<std::ops::Range<usize>> {
+        buffer.clear();
+        buffer.resize(64 * 4096, 0);
+        let base = buffer.as_ptr() as usize;
+        let page = |p: usize| (p * 4096).next_multiple_of(4096) - base % 4096;
+        let mut x: u64 = 3;
+        for b in buffer.iter_mut() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            *b = (x >> 56) as u8;
+        }
+        let mut ranges = Vec::new();
+        for len in 0..=80 {
+            let end = page(len % 60 + 1);
+            ranges.push(end - len..end);
+            ranges.push(end - len.min(15)..end - len.min(15) + len);
+            ranges.push(end + 7..end + 7 + len);
+        }
+        ranges
+    }
+
+    #[test]
+    fn name_batches_hash_like_the_scalar_hash() {
+        let mut buffer = Vec::new();
+        let ranges = names_at_page_ends(&mut buffer);
+        let names: Vec<&[u8]> = ranges.iter().map(|r| &buffer[r.clone()]).collect();
+        for size in [1, 7, 8, 9, 20, SHORT_ROW] {
+            for chunk in names.chunks(size) {
+                let mut batch = NameBatch::new();
+                for &name in chunk {
+                    batch.push(name);
+                }
+                let mut hashes = [0; SHORT_ROW];
+                batch.take_hashes(&mut hashes);
+                assert!(batch.is_empty());
+                for (name, &h) in chunk.iter().zip(&hashes) {
+                    assert_eq!(h, murmurhash3_32(name, 0), "{} bytes", name.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_names_merge_like_pushed_entries() {
+        let mut buffer = Vec::new();
+        let ranges = names_at_page_ends(&mut buffer);
+        let pool: Vec<&[u8]> = ranges.iter().map(|r| &buffer[r.clone()]).collect();
+        let mut x: u64 = 5;
+        for n_features in [16, 1 << 20, 1 << 25, 1 << 26, 1_000_003] {
+            let modulo = FastMod::new(n_features);
+            for alternate_sign in [true, false] {
+                for len in [0, 1, 8, 20, 63, 64, 65, 130] {
+                    // Names repeat within a row, so that columns repeat at any `n_features`.
+                    let row: Vec<&[u8]> = (0..len)
+                        .map(|_| {
+                            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            pool[(x >> 33) as usize % 40]
+                        })
+                        .collect();
+                    let (mut by_names, mut by_entries) = (RowEntries::new(), RowEntries::new());
+                    for names in row.chunks(NameBatch::CAPACITY) {
+                        let mut batch = NameBatch::new();
+                        for &name in names {
+                            batch.push(name);
+                        }
+                        by_names.push_names(&mut batch, modulo, alternate_sign);
+                    }
+                    for &name in &row {
+                        let (index, sign) = bucket_and_sign(name, modulo);
+                        by_entries.push(index, if alternate_sign { sign } else { 1.0 });
+                    }
+                    let merged = |row: &mut RowEntries<f64>| {
+                        let mut out_i = vec![MaybeUninit::uninit(); len];
+                        let mut out_d = vec![MaybeUninit::uninit(); len];
+                        let written = merge_row(row, &mut out_i, &mut out_d);
+                        // SAFETY: `merge_row` wrote the first `written` entries.
+                        (0..written)
+                            .map(|k| unsafe { (out_i[k].assume_init(), out_d[k].assume_init()) })
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        merged(&mut by_names),
+                        merged(&mut by_entries),
+                        "{len} names, n_features {n_features}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn short_sorts_agree_with_a_comparison_sort() {
         let mut x: u64 = 11;
