@@ -8,7 +8,7 @@ use numpy::{
 use peakrec_core::hashing::{
     self, Csr, FastMod, FlatFeatures, HashedRows, NameBatch, Pooling, Value,
 };
-use peakrec_core::{with_threads, CoreError};
+use peakrec_core::{prefetch, with_threads, CoreError};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 // Freed pages are reused instead of returned to the OS: fresh pages cost a fault each, which
@@ -379,18 +379,11 @@ impl ItemRows<'_> {
     /// reading them overlaps the hashing of the rows before.
     #[inline]
     fn prefetch(&self, r: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            // SAFETY: a prefetch only hints the cache: it reads nothing and cannot fault.
-            unsafe {
-                if let Some(items) = self.rows.get(r + 4) {
-                    _mm_prefetch::<_MM_HINT_T0>(items.as_ptr().cast());
-                }
-                for &item in self.rows.get(r + 2).copied().unwrap_or_default() {
-                    _mm_prefetch::<_MM_HINT_T0>(item.cast());
-                }
-            }
+        if let Some(items) = self.rows.get(r + 4) {
+            prefetch(items.as_ptr());
+        }
+        for &item in self.rows.get(r + 2).copied().unwrap_or_default() {
+            prefetch(item);
         }
     }
 }
@@ -402,7 +395,11 @@ fn item_rows<'a>(raw_x: &'a Bound<'_, PyAny>) -> Option<ItemRows<'a>> {
     let mut rows = Vec::with_capacity(samples.len());
     let mut starts = Vec::with_capacity(samples.len() + 1);
     starts.push(0);
-    for &sample in samples {
+    for (i, &sample) in samples.iter().enumerate() {
+        // Each row is a cache (and often a TLB) miss: ask for them well ahead.
+        if let Some(&ahead) = samples.get(i + 24) {
+            prefetch(ahead);
+        }
         // SAFETY: as above; `raw_x` holds a reference to each row.
         let items = unsafe { seq_items(sample) }?;
         starts.push(starts[rows.len()] + items.len());

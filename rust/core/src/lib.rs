@@ -60,14 +60,15 @@ pub fn with_threads<R: Send>(
     Ok(pool.install(work))
 }
 
-/// Asks for the cache line at `p` ahead of its use (no effect where there is no prefetch).
+/// Asks for the cache line at `p` ahead of its use (no effect where there is no prefetch). Any
+/// address will do: a prefetch reads nothing and never faults.
 #[inline(always)]
-pub(crate) fn prefetch<T>(p: &T) {
+pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint and never faults; `p` is a valid reference anyway.
+    // SAFETY: a prefetch is a hint and never faults.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
