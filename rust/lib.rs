@@ -375,15 +375,12 @@ struct ItemRows<'a> {
 unsafe impl Sync for ItemRows<'_> {}
 
 impl ItemRows<'_> {
-    /// Starts loading the item array of row `r + 4` and the objects of row `r + 2`, so that
-    /// reading them overlaps the hashing of the rows before.
+    /// Starts loading the item array of row `r + 4`, so that reading it overlaps the hashing of
+    /// the rows before. (Their objects need no help: they lie in the order they are read.)
     #[inline]
     fn prefetch(&self, r: usize) {
         if let Some(items) = self.rows.get(r + 4) {
             prefetch(items.as_ptr());
-        }
-        for &item in self.rows.get(r + 2).copied().unwrap_or_default() {
-            prefetch(item);
         }
     }
 }
