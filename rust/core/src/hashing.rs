@@ -845,17 +845,43 @@ fn sort_short(keys: &[i32; SHORT_ROW], n: usize, sorted: &mut [i32; SHORT_ROW]) 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sort_short_avx2(keys: &[i32; SHORT_ROW], n: usize, sorted: &mut [i32; SHORT_ROW]) {
-    use std::arch::x86_64::*;
-    for (b, block) in keys.chunks_exact(8).take(n.div_ceil(8)).enumerate() {
-        let block = _mm256_loadu_si256(block.as_ptr().cast());
-        let mut counts = _mm256_setzero_si256();
-        for &other in &keys[..n] {
-            // The compare gives -1 where `other` is smaller.
-            counts = _mm256_sub_epi32(counts, _mm256_cmpgt_epi32(block, _mm256_set1_epi32(other)));
+    // Up to four blocks share each pass over the other keys (and its broadcasts).
+    let blocks = n.div_ceil(8);
+    for first in (0..blocks).step_by(4) {
+        match blocks - first {
+            1 => rank_blocks_avx2::<1>(keys, n, first, sorted),
+            2 => rank_blocks_avx2::<2>(keys, n, first, sorted),
+            3 => rank_blocks_avx2::<3>(keys, n, first, sorted),
+            _ => rank_blocks_avx2::<4>(keys, n, first, sorted),
         }
+    }
+}
+
+/// Ranks blocks `first..first + G` of the first `n` keys and places them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn rank_blocks_avx2<const G: usize>(
+    keys: &[i32; SHORT_ROW],
+    n: usize,
+    first: usize,
+    sorted: &mut [i32; SHORT_ROW],
+) {
+    use std::arch::x86_64::*;
+    let block: [__m256i; G] =
+        std::array::from_fn(|g| _mm256_loadu_si256(keys[(first + g) * 8..].as_ptr().cast()));
+    let mut counts = [_mm256_setzero_si256(); G];
+    for &other in &keys[..n] {
+        let other = _mm256_set1_epi32(other);
+        for (count, &block) in counts.iter_mut().zip(&block) {
+            // The compare gives -1 where `other` is smaller.
+            *count = _mm256_sub_epi32(*count, _mm256_cmpgt_epi32(block, other));
+        }
+    }
+    for (g, count) in counts.into_iter().enumerate() {
         let mut ranks = [0i32; 8];
-        _mm256_storeu_si256(ranks.as_mut_ptr().cast(), counts);
-        place_by_rank(keys, b, n, &ranks, sorted);
+        _mm256_storeu_si256(ranks.as_mut_ptr().cast(), count);
+        place_by_rank(keys, first + g, n, &ranks, sorted);
     }
 }
 
