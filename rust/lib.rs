@@ -315,6 +315,9 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
     }
     // Kind 0 is a legacy string not yet made ready (Python < 3.12): leave it to the Python API.
     let kind = ffi::PyUnicode_KIND(obj);
+    if !matches!(kind, 1 | 2 | 4) {
+        return None;
+    }
     let (data, len) = (
         ffi::PyUnicode_DATA(obj),
         ffi::PyUnicode_GET_LENGTH(obj) as usize,
@@ -328,11 +331,10 @@ unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u
             let ucs2 = std::slice::from_raw_parts(data.cast::<u16>(), len);
             encode_utf8(ucs2.iter().map(|&c| c as u32), scratch)
         }
-        4 => {
+        _ => {
             let ucs4 = std::slice::from_raw_parts(data.cast::<u32>(), len);
             encode_utf8(ucs4.iter().copied(), scratch)
         }
-        _ => None,
     }
 }
 
