@@ -560,7 +560,8 @@ pub struct RowEntries<T> {
     negative: u64,
     /// Room for the row's hashes and its sorted keys, kept between rows (never cleared).
     hashes: [u32; SHORT_ROW],
-    sorted: [i32; SHORT_ROW],
+    /// Eight more than a row, so that a row's keys can be read one place on in blocks of eight.
+    sorted: [i32; SHORT_ROW + 8],
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
 }
@@ -576,7 +577,7 @@ impl<T: Value> RowEntries<T> {
             keys: [0; SHORT_ROW],
             negative: 0,
             hashes: [0; SHORT_ROW],
-            sorted: [0; SHORT_ROW],
+            sorted: [0; SHORT_ROW + 8],
             scratch: Vec::new(),
         }
     }
@@ -757,7 +758,19 @@ fn merge_row<T: Value>(
 ) -> usize {
     let n = row.len;
     if row.keyed {
-        sort_short(&row.keys, n, &mut row.sorted);
+        let sorted = (&mut row.sorted[..SHORT_ROW]).try_into().unwrap();
+        sort_short(&row.keys, n, sorted);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2")
+            && out_i.len().min(out_d.len()) >= n.next_multiple_of(8)
+        {
+            // SAFETY: the CPU has AVX2, and the outputs have room for whole blocks of eight.
+            if let Some(written) =
+                unsafe { write_units_avx2(&row.sorted, n, row.negative, out_i, out_d) }
+            {
+                return written;
+            }
+        }
         let (one, minus_one) = (T::from_f64(1.0), T::from_f64(-1.0));
         let value = |j: usize| {
             if row.negative >> j & 1 == 0 {
@@ -777,7 +790,8 @@ fn merge_row<T: Value>(
             for (j, (key, &c)) in row.keys.iter_mut().zip(columns).enumerate() {
                 *key = (c << 6 | j as u32) as i32;
             }
-            sort_short(&row.keys, n, &mut row.sorted);
+            let sorted = (&mut row.sorted[..SHORT_ROW]).try_into().unwrap();
+            sort_short(&row.keys, n, sorted);
             let entries = row.sorted[..n]
                 .iter()
                 .map(|&key| ((key >> 6) as u32, key as usize & 63));
@@ -827,6 +841,82 @@ fn write_merged<T: Value>(
     out_i[at].write(column as i32);
     out_d[at].write(sum);
     at + 1
+}
+
+/// Writes the `n` sorted keys of a row of names eight at a time: each key's column, and 1 or -1
+/// by bit `position` of `negative`. `None` if two keys share a column (to be summed, by
+/// `write_merged`). Whole blocks of eight are written and read: the outputs must have room for
+/// `n` rounded up to eight, and `sorted` holds eight keys more than a row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn write_units_avx2<T: Value>(
+    sorted: &[i32; SHORT_ROW + 8],
+    n: usize,
+    negative: u64,
+    out_i: &mut [MaybeUninit<i32>],
+    out_d: &mut [MaybeUninit<T>],
+) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let (low, high) = (
+        _mm256_set1_epi32(negative as i32),
+        _mm256_set1_epi32((negative >> 32) as i32),
+    );
+    // The bit patterns of 1 and of -1 in `T`, and which bits differ.
+    let bits = |v: T| match std::mem::size_of::<T>() {
+        8 => std::mem::transmute_copy::<T, i64>(&v),
+        _ => std::mem::transmute_copy::<T, i32>(&v) as i64,
+    };
+    let (one, flip) = (
+        bits(T::from_f64(1.0)),
+        bits(T::from_f64(1.0)) ^ bits(T::from_f64(-1.0)),
+    );
+    for at in (0..n).step_by(8) {
+        let key = _mm256_loadu_si256(sorted[at..].as_ptr().cast());
+        let next = _mm256_loadu_si256(sorted[at + 1..].as_ptr().cast());
+        let column = _mm256_srai_epi32::<6>(key);
+        let repeats = _mm256_and_si256(
+            _mm256_cmpeq_epi32(column, _mm256_srai_epi32::<6>(next)),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32((n - 1 - at) as i32), lane),
+        );
+        if _mm256_testz_si256(repeats, repeats) == 0 {
+            return None;
+        }
+        _mm256_storeu_si256(out_i[at..].as_mut_ptr().cast(), column);
+        // Bit `position` of `negative`: a shift by 32 or more gives 0.
+        let position = _mm256_and_si256(key, _mm256_set1_epi32(63));
+        let bit = _mm256_or_si256(
+            _mm256_srlv_epi32(low, position),
+            _mm256_srlv_epi32(high, _mm256_sub_epi32(position, _mm256_set1_epi32(32))),
+        );
+        let minus = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_and_si256(bit, _mm256_set1_epi32(1)),
+        );
+        let out = out_d[at..].as_mut_ptr().cast::<__m256i>();
+        if std::mem::size_of::<T>() == 8 {
+            for (half, minus) in [
+                _mm256_cvtepi32_epi64(_mm256_castsi256_si128(minus)),
+                _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(minus)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let value = _mm256_xor_si256(
+                    _mm256_set1_epi64x(one),
+                    _mm256_and_si256(minus, _mm256_set1_epi64x(flip)),
+                );
+                _mm256_storeu_si256(out.add(half), value);
+            }
+        } else {
+            let value = _mm256_xor_si256(
+                _mm256_set1_epi32(one as i32),
+                _mm256_and_si256(minus, _mm256_set1_epi32(flip as i32)),
+            );
+            _mm256_storeu_si256(out, value);
+        }
+    }
+    Some(n)
 }
 
 /// Puts the first `n` of `keys` (unique, not negative) in `sorted` in ascending order, by rank:
@@ -1204,12 +1294,17 @@ mod tests {
         for n_features in [16, 1 << 20, 1 << 25, 1 << 26, 1_000_003] {
             let modulo = FastMod::new(n_features);
             for alternate_sign in [true, false] {
-                for len in [0, 1, 8, 20, 63, 64, 65, 130] {
-                    // Names repeat within a row, so that columns repeat at any `n_features`.
+                for (len, repeats) in [0, 1, 8, 20, 63, 64, 65, 130]
+                    .into_iter()
+                    .flat_map(|len| [(len, true), (len, false)])
+                {
+                    // Names drawn from 40 repeat within a row (so columns repeat at any
+                    // `n_features`); the others are distinct (pool names 3 and on are not empty).
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
                     let row: Vec<&[u8]> = (0..len)
-                        .map(|_| {
-                            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                            pool[(x >> 33) as usize % 40]
+                        .map(|k| match repeats {
+                            true => pool[(x >> 33) as usize % (k + 1) % 40],
+                            false => pool[3 + ((x >> 33) as usize + 7 * k) % (pool.len() - 3)],
                         })
                         .collect();
                     let (mut by_names, mut by_entries) = (RowEntries::new(), RowEntries::new());
@@ -1225,8 +1320,9 @@ mod tests {
                         by_entries.push(index, if alternate_sign { sign } else { 1.0 });
                     }
                     let merged = |row: &mut RowEntries<f64>| {
-                        let mut out_i = vec![MaybeUninit::uninit(); len];
-                        let mut out_d = vec![MaybeUninit::uninit(); len];
+                        // Room past the row, as a row has in the middle of a batch.
+                        let mut out_i = vec![MaybeUninit::uninit(); len + 8];
+                        let mut out_d = vec![MaybeUninit::uninit(); len + 8];
                         let written = merge_row(row, &mut out_i, &mut out_d);
                         // SAFETY: `merge_row` wrote the first `written` entries.
                         (0..written)
@@ -1236,7 +1332,7 @@ mod tests {
                     assert_eq!(
                         merged(&mut by_names),
                         merged(&mut by_entries),
-                        "{len} names, n_features {n_features}"
+                        "{len} names (repeating: {repeats}), n_features {n_features}"
                     );
                 }
             }
