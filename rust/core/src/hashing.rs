@@ -80,7 +80,7 @@ impl FastMod {
 }
 
 /// Up to `SHORT_ROW` feature names, hashed together (eight at a time where the CPU has AVX2).
-// In declared order, so that setting the two counts does not become zeroing the arrays beside.
+// In declared order: in Rust's order, setting the two counts became zeroing 272 bytes around them.
 #[repr(C)]
 pub struct NameBatch<'a> {
     len: usize,
@@ -208,6 +208,10 @@ impl Default for NameBatch<'_> {
 /// of the names are loaded and transposed into four vectors of one 4-byte block per name; a lane
 /// takes a block only while the block is whole, and keeps its first partial block (the tail)
 /// aside, so every lane ends with the state of the scalar hash.
+///
+/// SAFETY: each pointer must have `lens` readable bytes, and at least one (an empty lane points
+/// at `NO_BYTES`): up to 16 bytes from a name's start are read, past its end only within the
+/// page of its first byte. Only the first `LANE_BYTES + 1` bytes of a lane count.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn murmurhash3_32_x8(ptrs: &[*const u8; 8], lens: &[u32; 8]) -> [u32; 8] {
@@ -564,9 +568,9 @@ pub struct RowEntries<T> {
     keyed: bool,
     keys: [i32; SHORT_ROW],
     negative: u64,
-    /// Room for the row's hashes and its sorted keys, kept between rows (never cleared).
+    /// Room for the row's hashes and sorted keys, kept between rows (never cleared).
     hashes: [u32; SHORT_ROW],
-    /// Eight more than a row, so that a row's keys can be read one place on in blocks of eight.
+    /// Longer than a row, so that its keys can be read one place on in blocks of eight.
     sorted: [i32; SHORT_ROW + 8],
     /// Free for `fill` to use, e.g. to encode a name.
     pub scratch: Vec<u8>,
@@ -771,10 +775,8 @@ fn merge_row<T: Value>(
             && out_i.len().min(out_d.len()) >= n.next_multiple_of(8)
         {
             // SAFETY: the CPU has AVX2, and the outputs have room for whole blocks of eight.
-            if let Some(written) =
-                unsafe { write_units_avx2(&row.sorted, n, row.negative, out_i, out_d) }
-            {
-                return written;
+            if unsafe { write_units_avx2(&row.sorted, n, row.negative, out_i, out_d) } {
+                return n;
             }
         }
         let (one, minus_one) = (T::from_f64(1.0), T::from_f64(-1.0));
@@ -850,9 +852,9 @@ fn write_merged<T: Value>(
 }
 
 /// Writes the `n` sorted keys of a row of names eight at a time: each key's column, and 1 or -1
-/// by bit `position` of `negative`. `None` if two keys share a column (to be summed, by
+/// by bit `position` of `negative`. False if two keys share a column (to be summed, by
 /// `write_merged`). Whole blocks of eight are written and read: the outputs must have room for
-/// `n` rounded up to eight, and `sorted` holds eight keys more than a row.
+/// `n` rounded up to eight.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn write_units_avx2<T: Value>(
@@ -861,14 +863,15 @@ unsafe fn write_units_avx2<T: Value>(
     negative: u64,
     out_i: &mut [MaybeUninit<i32>],
     out_d: &mut [MaybeUninit<T>],
-) -> Option<usize> {
+) -> bool {
     use std::arch::x86_64::*;
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let (low, high) = (
         _mm256_set1_epi32(negative as i32),
         _mm256_set1_epi32((negative >> 32) as i32),
     );
-    // The bit patterns of 1 and of -1 in `T`, and which bits differ.
+    // The bit patterns of 1 and of -1 in `T` (f64 or f32), and which bits differ.
+    const { assert!(matches!(std::mem::size_of::<T>(), 4 | 8)) };
     let bits = |v: T| match std::mem::size_of::<T>() {
         8 => std::mem::transmute_copy::<T, i64>(&v),
         _ => std::mem::transmute_copy::<T, i32>(&v) as i64,
@@ -886,7 +889,7 @@ unsafe fn write_units_avx2<T: Value>(
             _mm256_cmpgt_epi32(_mm256_set1_epi32((n - 1 - at) as i32), lane),
         );
         if _mm256_testz_si256(repeats, repeats) == 0 {
-            return None;
+            return false;
         }
         _mm256_storeu_si256(out_i[at..].as_mut_ptr().cast(), column);
         // Bit `position` of `negative`: a shift by 32 or more gives 0.
@@ -922,7 +925,7 @@ unsafe fn write_units_avx2<T: Value>(
             _mm256_storeu_si256(out, value);
         }
     }
-    Some(n)
+    true
 }
 
 /// Puts the first `n` of `keys` (unique, not negative) in `sorted` in ascending order, by rank:
