@@ -307,11 +307,11 @@ unsafe fn seq_items<'a>(obj: *mut ffi::PyObject) -> Option<&'a [*mut ffi::PyObje
 /// SAFETY: `obj` must be live and unchanged for as long as the bytes are used.
 #[inline]
 unsafe fn read_str(obj: *mut ffi::PyObject, scratch: &mut Vec<u8>) -> Option<&[u8]> {
-    if ffi::PyUnicode_CheckExact(obj) == 0 {
-        return None;
-    }
     if let Some(text) = ascii_str(obj) {
         return Some(text);
+    }
+    if ffi::PyUnicode_CheckExact(obj) == 0 {
+        return None;
     }
     // Kind 0 is a legacy string not yet made ready (Python < 3.12): leave it to the Python API.
     let kind = ffi::PyUnicode_KIND(obj);
