@@ -5,6 +5,7 @@ catalogue. `peakrec serve --engine fake_engine` loads it (tests put tests/ on PY
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,6 +83,7 @@ class Recommender:
                 degraded = True  # out of time: answer the popular fallback
             else:
                 time.sleep(sleep_ms / 1000)
+        reason = f"popular (pid {os.getpid()})" if shopper.context.get("whoami") else "popular"
         s = self.state
         eligible = (s.available == 1) & (s.stock > 0)
         blocked = self.bundle.item_rows(list(shopper.exclude_items) + list(exclude))
@@ -96,7 +98,7 @@ class Recommender:
             bundle_version=self.bundle.version,
             degraded=degraded,
             cold=not shopper.user_id,
-            reasons=["popular"] * len(rows) if page.explain else None,
+            reasons=[reason] * len(rows) if page.explain else None,
             eligible_count=int(eligible.sum()),
             stage_seconds={"rank": 1e-5},
         )

@@ -146,8 +146,14 @@ def _lookup(ids_sorted: np.ndarray, order: np.ndarray, ids: Sequence[str]) -> np
     query = np.asarray(ids, dtype=str)
     if query.size == 0 or len(ids_sorted) == 0:
         return np.full(query.shape, -1, dtype=np.int64)
+    fits = True
+    if ids_sorted.dtype.kind == "U" and query.dtype.itemsize > ids_sorted.dtype.itemsize:
+        # An id longer than every stored one is unknown; comparing it as is would widen (copy) the
+        # whole id column to its length.
+        fits = np.char.str_len(query) <= ids_sorted.dtype.itemsize // 4
+        query = np.where(fits, query, "").astype(ids_sorted.dtype)
     pos = np.minimum(np.searchsorted(ids_sorted, query), len(ids_sorted) - 1)
-    found = ids_sorted[pos] == query
+    found = (ids_sorted[pos] == query) & fits
     return np.where(found, np.asarray(order)[pos], -1).astype(np.int64)
 
 

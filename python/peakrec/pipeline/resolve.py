@@ -71,6 +71,8 @@ class ShopperResolver:
         ids = self._user_ids_sorted
         if ids is None:
             return self.bundle.user_row(user_id)
+        if ids.dtype.kind == "U" and len(user_id) > ids.dtype.itemsize // 4:
+            return -1  # longer than every stored id (and searching would widen the whole column)
         pos = int(ids.searchsorted(user_id))
         if pos < len(ids) and ids[pos] == user_id:
             return int(self._user_ids_order[pos])

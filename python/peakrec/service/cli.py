@@ -31,8 +31,29 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)"
     )
-    serve.add_argument("--max-inflight", type=int, default=32, help="requests admitted at once per worker")
+    serve.add_argument(
+        "--max-inflight", type=int, default=2, help="requests run at once per worker (default: 2)"
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=16,
+        help="requests queued per worker beyond those running; more are refused (default: 16)",
+    )
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--drain-delay",
+        type=float,
+        default=0.1,
+        help="seconds a worker keeps taking calls in after SIGTERM before it refuses new ones (default: 0.1)",
+    )
+    serve.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=5.0,
+        help="seconds before a client connection is asked to reconnect (GOAWAY), so load "
+        "rebalances over restarted workers; 0: never (default: 5)",
+    )
     serve.add_argument("--engine", default="peakrec", help=argparse.SUPPRESS)  # bench/test stand-ins
     serve.set_defaults(run=run_serve)
 
@@ -102,7 +123,10 @@ def run_serve(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             workers=args.workers,
             max_inflight=args.max_inflight,
+            max_queue=args.max_queue,
             grace_seconds=args.grace,
+            drain_delay=args.drain_delay,
+            max_connection_age=args.max_connection_age,
             engine=args.engine,
         )
     )

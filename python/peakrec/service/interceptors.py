@@ -1,4 +1,4 @@
-"""Server interceptors: one for metrics, admission (load shedding) and error mapping, one for the admin token.
+"""Server interceptors: one for admission, error mapping and metrics, one for the admin token.
 
 Errors from the request path become the status codes gRPC defines for them, with the message naming
 the field; nothing reaches the caller as UNKNOWN. The service interceptor wraps each method once and
@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from peakrec.errors import BundleError, DegradedError, InvalidInputError, NotFoundError
-from peakrec.service import metrics
+from peakrec.errors import BundleError, InvalidInputError, NotFoundError
+from peakrec.service import admission, metrics
 
 log = logging.getLogger("peakrec.service")
 
 # Health and reflection stay open and unmetered: probes and grpcurl carry no token.
 UNGUARDED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+MAX_DETAILS = 1000  # characters of a status message: grpc's metadata limit is 8 KiB in all
+TRACEBACK_EVERY = 10.0  # seconds between full tracebacks of the same unexpected error
 
 
 class Unavailable(Exception):
@@ -33,85 +36,144 @@ ERROR_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (DegradedError, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 
+class Refusal(Exception):
+    """Answered without running the request path: (code, message)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str):
+        super().__init__(message)
+        self.code, self.reason = code, reason
+
+
 class ServiceInterceptor(grpc.ServerInterceptor):
-    """Per RPC: admission (at most ``limit`` in flight in this worker, the rest get RESOURCE_EXHAUSTED
-    at once so admitted requests keep their latency), error mapping (peakrec errors to status codes,
-    anything unexpected logged and answered INTERNAL), and metrics (count by code, latency).
+    """Per RPC:
+
+    * admission: a call whose deadline has passed or is shorter than the method's recent service
+      time gets DEADLINE_EXCEEDED, one that spent over half its deadline in a congested queue gets
+      RESOURCE_EXHAUSTED, and during a drain calls that arrived after it began get UNAVAILABLE:
+      none of them runs the request path. Calls grpcio itself refuses for its concurrency limit
+      (``refusing()`` true when it is about to) are counted here, since they never reach a thread;
+    * decoding: the request is parsed here, so an undecodable payload is INVALID_ARGUMENT;
+    * error mapping: peakrec errors to status codes, anything unexpected logged (a full traceback
+      at most every 10 s per kind) and answered INTERNAL;
+    * metrics: count by code, latency, refusals by reason.
 
     Must be the innermost interceptor whose outcome depends on the call (the wrapper is cached per
     method), so a token check goes before it.
     """
 
-    def __init__(self, limit: int | None = None):
-        self.limit = limit
-        self._lock = threading.Lock()  # guards in_flight (a plain lock: Semaphore is pure Python)
-        self.in_flight = 0
+    def __init__(self, refusing: Callable[[], bool] | None = None):
+        self.refusing = refusing
+        self.draining_since: float | None = None  # time.monotonic() when the drain began
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._logged: dict[tuple[str, str], float] = {}
+
+    def start_draining(self) -> None:
+        """Calls that arrive from now on are answered UNAVAILABLE; those already queued are served."""
+        self.draining_since = time.monotonic()
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         wrapped = self._wrapped.get(details.method)
-        if wrapped is not None:
-            return wrapped
-        handler = continuation(details)
-        if details.method.startswith(UNGUARDED_PREFIXES) or handler is None or handler.unary_unary is None:
-            return handler
-        wrapped = self._wrap(details.method, handler)
-        self._wrapped[details.method] = wrapped
+        if wrapped is None:
+            handler = continuation(details)
+            if (
+                details.method.startswith(UNGUARDED_PREFIXES)
+                or handler is None
+                or handler.unary_unary is None
+            ):
+                return handler
+            wrapped = self._wrapped[details.method] = self._wrap(details.method, handler)
+        if self.refusing is not None and self.refusing():  # grpcio refuses this one right after us
+            name = details.method.rsplit("/", 1)[-1]
+            metrics.SHED.labels(name, "concurrency").inc()
+            metrics.REQUESTS.labels(name, "RESOURCE_EXHAUSTED").inc()
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+        inner, decode = handler.unary_unary, handler.request_deserializer
         name = method.rsplit("/", 1)[-1]
-        limit, lock = self.limit, self._lock
+        descriptor = getattr(getattr(decode, "__self__", None), "DESCRIPTOR", None)
+        message_name = getattr(descriptor, "full_name", "request message")
         ok = metrics.REQUESTS.labels(name, "OK")
         latency = metrics.LATENCY.labels(name)
-        shed = metrics.SHED.labels(name)
-        overloaded = f"overloaded: {limit} requests in flight in this worker; retry with backoff"
+        service_time = [0.0]  # recent seconds per answered call (moving average), for the deadline check
 
-        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+        def admit(context: grpc.ServicerContext) -> None:
+            waited, congested = admission.waited()
+            since = self.draining_since
+            if since is not None and time.monotonic() - waited >= since:  # arrived after the drain began
+                raise Refusal(
+                    grpc.StatusCode.UNAVAILABLE, "draining: this worker is shutting down; retry", "draining"
+                )
+            remaining = context.time_remaining()
+            if remaining is None or remaining > 1e6:  # no deadline
+                return
+            if remaining < service_time[0]:
+                raise Refusal(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"deadline: {remaining * 1e3:.1f} ms left after {waited * 1e3:.1f} ms queued, "
+                    f"{name} takes ~{service_time[0] * 1e3:.1f} ms now; not started",
+                    "deadline",
+                )
+            if congested and waited > remaining:
+                raise Refusal(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"overloaded: waited {waited * 1e3:.0f} ms of its deadline in this worker's queue; "
+                    "retry with backoff",
+                    "queue",
+                )
+
+        def behaviour(payload: bytes, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
-            with lock:
-                admitted = not limit or self.in_flight < limit
-                if admitted:
-                    self.in_flight += 1
-            if not admitted:
-                shed.inc()
-                metrics.REQUESTS.labels(name, "RESOURCE_EXHAUSTED").inc()
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, overloaded)
             try:
+                admit(context)
+                try:
+                    request = decode(payload) if decode else payload
+                except DecodeError as err:
+                    raise InvalidInputError(f"request: not a valid {message_name} ({err})") from None
                 reply = inner(request, context)
+            except Refusal as refusal:
+                metrics.SHED.labels(name, refusal.reason).inc()
+                self._abort(context, name, refusal.code, str(refusal))
             except Exception as err:
                 code = context.code()
-                if code in (None, grpc.StatusCode.OK):  # not yet aborted with a chosen code
-                    code = next((c for kind, c in ERROR_CODES if isinstance(err, kind)), None)
-                    if code is None:
-                        log.exception("%s failed", method)
-                        code, message = (
-                            grpc.StatusCode.INTERNAL,
-                            f"internal error: {type(err).__name__} (logged)",
-                        )
-                    else:
-                        message = str(err)
+                if code not in (None, grpc.StatusCode.OK):  # the servicer aborted with a chosen code
                     metrics.REQUESTS.labels(name, code.name).inc()
-                    context.abort(code, message)
-                metrics.REQUESTS.labels(name, code.name).inc()
-                raise
-            finally:
-                with lock:
-                    self.in_flight -= 1
+                    raise
+                code = next((c for kind, c in ERROR_CODES if isinstance(err, kind)), None)
+                if code is None:
+                    self._log_unexpected(method, err)
+                    code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__} (logged)"
+                else:
+                    message = str(err)
                 latency.observe(time.perf_counter() - start)
+                self._abort(context, name, code, message)
+            elapsed = time.perf_counter() - start
+            latency.observe(elapsed)
+            service_time[0] += (elapsed - service_time[0]) * (0.05 if service_time[0] else 1.0)
             ok.inc()
             return reply
 
         return grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            behaviour, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, name: str, code: grpc.StatusCode, message: str) -> None:
+        metrics.REQUESTS.labels(name, code.name).inc()
+        if len(message) > MAX_DETAILS:
+            message = message[: MAX_DETAILS - 1] + "…"
+        context.abort(code, message)
+
+    def _log_unexpected(self, method: str, err: Exception) -> None:
+        """A full traceback per kind of error at most every TRACEBACK_EVERY seconds: a flood of one
+        bad request must not flood the log."""
+        key, now = (method, type(err).__name__), time.monotonic()
+        if now - self._logged.get(key, -TRACEBACK_EVERY) >= TRACEBACK_EVERY:
+            self._logged[key] = now
+            log.exception("%s failed (further %s in %gs are not logged)", method, key[1], TRACEBACK_EVERY)
 
 
 class TokenInterceptor(grpc.ServerInterceptor):

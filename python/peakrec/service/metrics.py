@@ -21,7 +21,12 @@ STAGE = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 DEGRADED = Counter("peakrec_degraded", "Pages answered degraded (deadline short), by method", ["method"])
-SHED = Counter("peakrec_shed", "RPCs refused with RESOURCE_EXHAUSTED by admission control", ["method"])
+SHED = Counter(
+    "peakrec_shed",
+    "RPCs refused without running them, by method and reason: concurrency (grpcio's limit), queue "
+    "(waited too long when overloaded), deadline (passed or too short), draining",
+    ["method", "reason"],
+)
 BUNDLE = Gauge(
     "peakrec_bundle_info",
     "1 for the bundle version a worker serves",

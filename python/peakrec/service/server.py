@@ -10,6 +10,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from peakrec.service import interceptors
+from peakrec.service.admission import AdmissionExecutor
 from peakrec.service.servicers import AdminServicer, RecommenderServicer
 from peakrec.service.worker import Worker
 from peakrec.v1 import recommender_pb2 as pb
@@ -40,11 +43,18 @@ class ServeOptions:
     admin_host: str = "127.0.0.1"
     admin_port: int = 50052
     admin_token: str | None = None
-    max_inflight: int = 32
+    max_inflight: int = 2
+    max_queue: int = 16
     grace_seconds: float = 10.0
+    drain_delay: float = 0.1
+    max_connection_age: float = 5.0
     engine: str = "peakrec"
     worker_index: int = 0
     workers: int = 1
+
+
+PUBLIC_MAX_MESSAGE = 4 * 1024 * 1024  # a storefront request is a few kB; bigger is a mistake or abuse
+ADMIN_MAX_MESSAGE = 64 * 1024 * 1024  # UpdateItems carries up to 100k updates
 
 
 def check_admin_bind(host: str, token: str | None) -> None:
@@ -53,8 +63,20 @@ def check_admin_bind(host: str, token: str | None) -> None:
         raise ValueError(f"--admin-host {host}: binding admin beyond localhost needs --admin-token")
 
 
-def _options() -> list[tuple[str, int]]:
-    return [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+def _options(max_message: int, max_connection_age: float = 0.0) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_receive_message_length", max_message),
+        ("grpc.max_metadata_size", 16 * 1024),
+    ]
+    if max_connection_age > 0:
+        # Clients reconnect after a GOAWAY, and SO_REUSEPORT spreads the new connections over the
+        # workers: a restarted worker gets its share of long-lived clients back within this age.
+        options += [
+            ("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", 30_000),  # calls in flight on the old connection finish
+        ]
+    return options
 
 
 def _health(server: grpc.Server, service: str) -> health.HealthServicer:
@@ -65,10 +87,24 @@ def _health(server: grpc.Server, service: str) -> health.HealthServicer:
     return servicer
 
 
-def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
-    """Runs one worker until SIGTERM/SIGINT (or ``stop``), then drains within the grace period.
+def _refusing(server: grpc.Server, executor: AdmissionExecutor) -> Callable[[], bool]:
+    """Whether grpcio is about to refuse, for its ``maximum_concurrent_rpcs``, the call it is asking
+    the interceptors about. grpcio asks from its poll thread holding the lock that guards its count of
+    active calls, so reading that count makes the tally of its refusals exact; it is a private
+    attribute, so a grpcio without it falls back on the executor's own count."""
+    state = getattr(server, "_state", None)
+    if state is None or not hasattr(state, "active_rpc_count"):
+        return executor.would_refuse
+    limit = state.maximum_concurrent_rpcs
+    return lambda: state.active_rpc_count >= limit
 
-    Health reports NOT_SERVING until a bundle is live, and again from the moment the drain starts.
+
+def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
+    """Runs one worker until SIGTERM/SIGINT (or ``stop``), then drains.
+
+    Health reports NOT_SERVING until a bundle is live. On SIGTERM the worker keeps serving for
+    ``drain_delay`` (calls already on the wire are taken in), then reports NOT_SERVING and answers
+    new calls UNAVAILABLE while every call it took in finishes (within ``grace_seconds``).
     """
     check_admin_bind(opts.admin_host, opts.admin_token)
     stop = stop or threading.Event()
@@ -76,14 +112,15 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
         opts.bundles, opts.state_dir, engine=opts.engine, index=opts.worker_index, workers=opts.workers
     )
 
-    threads = opts.max_inflight + 8  # headroom so refusals are answered while the admitted work runs
+    executor = AdmissionExecutor(opts.max_inflight, opts.max_inflight + opts.max_queue)
+    service = interceptors.ServiceInterceptor()
     public = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="peakrec-rpc"),
-        interceptors=[interceptors.ServiceInterceptor(opts.max_inflight)],
-        options=_options(),
-        # backstop for bursts far beyond admission: grpc refuses them before they queue for a thread
-        maximum_concurrent_rpcs=4 * opts.max_inflight + 64,
+        executor,
+        interceptors=[service],
+        options=_options(PUBLIC_MAX_MESSAGE, opts.max_connection_age),
+        maximum_concurrent_rpcs=executor.limit,  # beyond the queue: refused before a thread sees it
     )
+    service.refusing = _refusing(public, executor)
     pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(worker), public)
     public_health = _health(public, RECOMMENDER)
     reflection.enable_server_reflection((RECOMMENDER, health.SERVICE_NAME, reflection.SERVICE_NAME), public)
@@ -92,11 +129,12 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     admin_chain: list[grpc.ServerInterceptor] = []
     if opts.admin_token:  # outermost: the service interceptor caches its wrapper per method
         admin_chain.append(interceptors.TokenInterceptor(opts.admin_token))
-    admin_chain.append(interceptors.ServiceInterceptor(None))
+    admin_service = interceptors.ServiceInterceptor()
+    admin_chain.append(admin_service)
     admin = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="peakrec-admin"),
         interceptors=admin_chain,
-        options=_options(),
+        options=_options(ADMIN_MAX_MESSAGE),
     )
     pb_grpc.add_AdminServicer_to_server(AdminServicer(worker), admin)
     admin_health = _health(admin, ADMIN)
@@ -117,23 +155,43 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
         return 3
     public.start()
     admin.start()
-    for servicer, service in ((public_health, RECOMMENDER), (admin_health, ADMIN)):
-        for name in ("", service):
+    for servicer, service_name in ((public_health, RECOMMENDER), (admin_health, ADMIN)):
+        for name in ("", service_name):
             servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     worker.start_watching()
     worker.report(ready=True)
     log.info("worker %d (pid %d) serving %s", opts.worker_index, os.getpid(), worker.live.version)
 
     stop.wait()
-    # Drain: probes see NOT_SERVING, no new RPCs are accepted, in-flight ones get the grace period.
-    public_health.enter_graceful_shutdown()
-    admin_health.enter_graceful_shutdown()
-    worker.stop_watching()
-    drained = [public.stop(opts.grace_seconds), admin.stop(opts.grace_seconds)]
-    for event in drained:
-        event.wait(opts.grace_seconds + 1)
+    _drain(opts, worker, executor, (public, admin), (public_health, admin_health), (service, admin_service))
     log.info("worker %d drained", opts.worker_index)
     return 0
+
+
+def _drain(
+    opts: ServeOptions,
+    worker: Worker,
+    executor: AdmissionExecutor,
+    servers: tuple[grpc.Server, ...],
+    healths: tuple[health.HealthServicer, ...],
+    services: tuple[interceptors.ServiceInterceptor, ...],
+) -> None:
+    """Loses no call taken in. grpc's own shutdown cancels calls that reached the transport but not
+    yet a thread, so the worker first stops taking calls in itself: after ``drain_delay`` (calls sent
+    before SIGTERM are taken in meanwhile) health turns NOT_SERVING and calls arriving from then on
+    are answered UNAVAILABLE; once the calls taken in have finished, the servers stop."""
+    deadline = time.monotonic() + opts.drain_delay + opts.grace_seconds
+    worker.stop_watching()
+    time.sleep(opts.drain_delay)
+    for servicer in healths:
+        servicer.enter_graceful_shutdown()
+    for service in services:
+        service.start_draining()
+    while executor.pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    remaining = max(0.0, deadline - time.monotonic())
+    for event in [server.stop(remaining) for server in servers]:
+        event.wait(remaining + 1)
 
 
 def _die_with_parent() -> None:
@@ -155,8 +213,11 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--admin-host", default="127.0.0.1")
     parser.add_argument("--admin-port", type=int, required=True)
-    parser.add_argument("--max-inflight", type=int, default=32)
+    parser.add_argument("--max-inflight", type=int, default=2)
+    parser.add_argument("--max-queue", type=int, default=16)
     parser.add_argument("--grace", type=float, default=10.0)
+    parser.add_argument("--drain-delay", type=float, default=0.1)
+    parser.add_argument("--max-connection-age", type=float, default=5.0)
     parser.add_argument("--engine", default="peakrec")
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
@@ -180,7 +241,10 @@ def worker_main(argv: list[str] | None = None) -> int:
         admin_port=args.admin_port,
         admin_token=os.environ.get("PEAKREC_ADMIN_TOKEN") or None,
         max_inflight=args.max_inflight,
+        max_queue=args.max_queue,
         grace_seconds=args.grace,
+        drain_delay=args.drain_delay,
+        max_connection_age=args.max_connection_age,
         engine=args.engine,
         worker_index=args.worker_index,
         workers=args.workers,

@@ -20,8 +20,41 @@ from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
-MAX_IDS = 1000  # recent / excluded items per request
+MAX_PAGE = 10_000  # page number: deeper pages are a scraper, not a shopper
+# Every string and repeated field of a request is bounded (docs/serving.md lists the limits), so a
+# malformed or hostile request costs a length check, not a scan, an allocation or a huge error message.
+MAX_ID = 128  # characters of a user, item or brand id, a region code, a bundle version
+MAX_TEXT = 1000  # characters of a search query, a category path, a context key or value
+MAX_IDS = 1000  # recent / excluded items, brands and categories per list
+MAX_CONTEXT = 64  # context features per shopper
+MAX_VECTOR = 4096  # floats of a caller-given query vector
+MAX_NOW = 4_102_444_800.0  # page.now: unix seconds up to 2100-01-01
 MAX_UPDATES = 100_000
+SHOWN = 40  # characters of a bad value quoted in an error message
+
+
+def shown(value: str) -> str:
+    """A value for an error message: quoted, and cut short when long."""
+    if len(value) <= SHOWN:
+        return repr(value)
+    return f"{value[:SHOWN]!r}… ({len(value):,} characters)"
+
+
+def _text(value: str, field: str, limit: int = MAX_ID) -> str:
+    if len(value) > limit:
+        raise InvalidInputError(f"{field}: {shown(value)} is longer than {limit} characters")
+    return value
+
+
+def _texts(values: Any, field: str, limit: int = MAX_ID, count: int = MAX_IDS) -> tuple[str, ...]:
+    if not values:
+        return ()
+    if len(values) > count:
+        raise InvalidInputError(f"{field}: {len(values):,} entries, at most {count}")
+    for i, value in enumerate(values):
+        if len(value) > limit:
+            raise InvalidInputError(f"{field}[{i}]: {shown(value)} is longer than {limit} characters")
+    return tuple(values)
 
 
 def deadline_of(context: grpc.ServicerContext) -> float | None:
@@ -32,22 +65,27 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
     return time.monotonic() + remaining - max(0.002, 0.1 * remaining)
 
 
-def _ids(values: Any, field: str) -> tuple[str, ...]:
-    if not values:
-        return ()
-    if len(values) > MAX_IDS:
-        raise InvalidInputError(f"{field}: {len(values)} ids, at most {MAX_IDS}")
-    return tuple(values)
+def _context(msg: Any) -> dict[str, str]:
+    if not msg:
+        return {}
+    if len(msg) > MAX_CONTEXT:
+        raise InvalidInputError(f"shopper.context: {len(msg)} entries, at most {MAX_CONTEXT}")
+    for key, value in msg.items():
+        _text(key, "shopper.context key", MAX_TEXT)
+        _text(value, f"shopper.context[{shown(key)}]", MAX_TEXT)
+    return dict(msg)
 
 
 def shopper_of(msg: pb.Shopper) -> t.Shopper:
+    if len(msg.vector) > MAX_VECTOR:
+        raise InvalidInputError(f"shopper.vector: {len(msg.vector):,} floats, at most {MAX_VECTOR}")
     return t.Shopper(
-        user_id=msg.user_id,
-        region=msg.region,
-        context=dict(msg.context) if msg.context else {},
-        recent_items=_ids(msg.recent_items, "shopper.recent_items"),
-        exclude_items=_ids(msg.exclude_items, "shopper.exclude_items"),
-        member_brands=tuple(msg.member_brands) if msg.member_brands else (),
+        user_id=_text(msg.user_id, "shopper.user_id"),
+        region=_text(msg.region, "shopper.region"),
+        context=_context(msg.context),
+        recent_items=_texts(msg.recent_items, "shopper.recent_items"),
+        exclude_items=_texts(msg.exclude_items, "shopper.exclude_items"),
+        member_brands=_texts(msg.member_brands, "shopper.member_brands"),
         vector=tuple(msg.vector) if len(msg.vector) else None,
     )
 
@@ -63,10 +101,10 @@ def filters_of(msg: pb.Filters) -> t.Filters:
     if price_min is not None and price_max is not None and price_min > price_max:
         raise InvalidInputError(f"filters.price_min: {price_min:g} is above filters.price_max {price_max:g}")
     return t.Filters(
-        brands_allow=tuple(msg.brands_allow),
-        brands_block=tuple(msg.brands_block),
-        categories_allow=tuple(msg.categories_allow),
-        categories_block=tuple(msg.categories_block),
+        brands_allow=_texts(msg.brands_allow, "filters.brands_allow"),
+        brands_block=_texts(msg.brands_block, "filters.brands_block"),
+        categories_allow=_texts(msg.categories_allow, "filters.categories_allow", MAX_TEXT),
+        categories_block=_texts(msg.categories_block, "filters.categories_block", MAX_TEXT),
         price_min=price_min,
         price_max=price_max,
     )
@@ -76,6 +114,10 @@ def page_of(msg: pb.PageRequest, context: grpc.ServicerContext) -> t.Page:
     size = msg.page_size or DEFAULT_PAGE_SIZE
     if size > MAX_PAGE_SIZE:
         raise InvalidInputError(f"page.page_size: {size} is above the maximum {MAX_PAGE_SIZE}")
+    if msg.page > MAX_PAGE:
+        raise InvalidInputError(f"page.page: {msg.page} is above the maximum {MAX_PAGE}")
+    if not 0 <= msg.now <= MAX_NOW:  # also refuses NaN
+        raise InvalidInputError(f"page.now: {msg.now!r} is not unix seconds between 0 and {MAX_NOW:.0f}")
     return t.Page(
         page_size=size,
         page=msg.page,
@@ -150,7 +192,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if not r.query.strip():
                 raise InvalidInputError("query: empty")
             return t.SearchRequest(
-                query=r.query, shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
+                query=_text(r.query, "query", MAX_TEXT),
+                shopper=shopper_of(r.shopper),
+                filters=filters_of(r.filters),
+                page=page,
             )
 
         return self._answer("search", build, request, context)
@@ -160,7 +205,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if not r.item_id:
                 raise InvalidInputError("item_id: empty")
             return t.SimilarItemsRequest(
-                item_id=r.item_id, shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
+                item_id=_text(r.item_id, "item_id"),
+                shopper=shopper_of(r.shopper),
+                filters=filters_of(r.filters),
+                page=page,
             )
 
         return self._answer("similar_items", build, request, context)
@@ -182,6 +230,8 @@ class AdminServicer(pb_grpc.AdminServicer):
     def UpdateItems(self, request: pb.UpdateItemsRequest, context: grpc.ServicerContext) -> Any:
         if len(request.updates) > MAX_UPDATES:
             raise InvalidInputError(f"updates: {len(request.updates)} in one call, at most {MAX_UPDATES}")
+        for i, u in enumerate(request.updates):
+            _text(u.item_id, f"updates[{i}].item_id")
         updates = [
             ItemUpdate(
                 item_id=u.item_id,
@@ -198,7 +248,9 @@ class AdminServicer(pb_grpc.AdminServicer):
 
     def ReloadIndex(self, request: pb.ReloadIndexRequest, context: grpc.ServicerContext) -> Any:
         worker = self.worker
-        version = request.version or read_current(worker.bundles_dir)
+        version = _text(request.version, "version") or read_current(worker.bundles_dir)
+        if not 0 <= request.wait_seconds <= 3600:  # also refuses NaN
+            raise InvalidInputError(f"wait_seconds: {request.wait_seconds!r} is not between 0 and 3600")
         wait = request.wait_seconds or 60.0
         live = worker.swap_to(version)  # verifies here first: a bad bundle never reaches CURRENT
         write_current(worker.bundles_dir, live.bundle.path.name)

@@ -36,8 +36,11 @@ class SupervisorOptions:
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    max_inflight: int = 32
+    max_inflight: int = 2
+    max_queue: int = 16
     grace_seconds: float = 10.0
+    drain_delay: float = 0.1
+    max_connection_age: float = 5.0
     engine: str = "peakrec"
     ready_timeout: float = 120.0
 
@@ -74,8 +77,16 @@ class Supervisor:
             check_admin_bind(opts.admin_host, opts.admin_token)
         except ValueError as err:
             raise ServeError(str(err)) from None
-        if opts.workers < 1:
-            raise ServeError(f"--workers {opts.workers}: need at least 1")
+        for flag, value, least in (
+            ("--workers", opts.workers, 1),
+            ("--max-inflight", opts.max_inflight, 1),
+            ("--max-queue", opts.max_queue, 0),
+            ("--grace", opts.grace_seconds, 0),
+            ("--drain-delay", opts.drain_delay, 0),
+            ("--max-connection-age", opts.max_connection_age, 0),
+        ):
+            if not value >= least:  # also refuses NaN
+                raise ServeError(f"{flag} {value}: must be at least {least}")
         self.opts = opts
         self.state_dir = Path(opts.state_dir or default_state_dir(opts.bundles))
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * opts.workers
@@ -103,7 +114,10 @@ class Supervisor:
             "--admin-host", o.admin_host,
             "--admin-port", str(o.admin_port),
             "--max-inflight", str(o.max_inflight),
+            "--max-queue", str(o.max_queue),
             "--grace", str(o.grace_seconds),
+            "--drain-delay", str(o.drain_delay),
+            "--max-connection-age", str(o.max_connection_age),
             "--engine", o.engine,
             "--worker-index", str(index),
             "--workers", str(o.workers),
@@ -179,7 +193,7 @@ class Supervisor:
         live = [p for p in self.procs if p is not None and p.poll() is None]
         for proc in live:
             proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.opts.grace_seconds + 5
+        deadline = time.monotonic() + self.opts.drain_delay + self.opts.grace_seconds + 5
         code = 0
         for proc in live:
             try:

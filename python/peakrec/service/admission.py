@@ -1,0 +1,138 @@
+"""Admission for one worker: a bounded, deadline-aware queue in front of the request threads.
+
+grpcio's synchronous server hands every call to an executor. The stock ThreadPoolExecutor queues
+without bound and in arrival order, so under overload every request waits behind the backlog, is
+answered after its deadline, and goodput collapses. This executor instead
+
+* runs at most ``threads`` requests at once (with the GIL, more threads only add latency);
+* serves the queue in arrival order while it drains, and newest first once the oldest call has
+  waited longer than ``target`` (adaptive LIFO: the newest call has the most deadline left), yet
+  looks at any call that has waited ``interval`` (so none is forgotten at the bottom of the stack);
+* tells the interceptor how long each call waited and whether the queue was congested
+  (``waited()``), so that work whose deadline has passed or cannot be met is never started and a
+  call that spent half its deadline queued is refused instead.
+
+The queue is bounded by grpcio's ``maximum_concurrent_rpcs`` (``limit``, see ``server.py``): beyond it
+grpcio refuses calls before any thread sees them, the cheapest refusal there is in-process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+_local = threading.local()
+
+
+def waited() -> tuple[float, bool]:
+    """(seconds the running call waited in the queue, whether the queue was congested)."""
+    return getattr(_local, "waited", 0.0), getattr(_local, "congested", False)
+
+
+class _Item:
+    __slots__ = ("queued", "future", "fn", "args", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict):
+        self.queued = time.monotonic()
+        self.future: futures.Future = futures.Future()
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+
+class AdmissionExecutor(futures.Executor):
+    """``threads`` request threads behind an adaptive-LIFO queue of at most ``limit`` calls (running
+    plus queued; grpcio's ``maximum_concurrent_rpcs`` enforces it)."""
+
+    def __init__(
+        self,
+        threads: int,
+        limit: int,
+        target: float = 0.005,
+        interval: float = 0.1,
+        name: str = "peakrec-rpc",
+    ):
+        if threads < 1 or limit < threads:
+            raise ValueError(f"admission: need 1 <= threads ({threads}) <= limit ({limit})")
+        self.threads, self.limit = threads, limit
+        self.target, self.interval = target, interval
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Item] = deque()
+        self._pending = 0  # queued + running: what grpcio counts against maximum_concurrent_rpcs
+        self._closed = False
+        self._workers = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    # -- what the interceptor asks ---------------------------------------------------------------
+    def would_refuse(self) -> bool:
+        """True when grpcio is about to refuse a new call for the concurrency limit (called from
+        its poll thread, before it decides)."""
+        return self._pending >= self.limit
+
+    @property
+    def pending(self) -> int:
+        """Calls taken in and not yet answered (queued or running)."""
+        return self._pending
+
+    # -- futures.Executor ------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future:
+        item = _Item(fn, args, kwargs)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("admission: executor is shut down")
+            self._queue.append(item)
+            self._pending += 1
+            self._cond.notify()
+        return item.future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if wait:
+            for worker in self._workers:
+                worker.join()
+
+    # -- the queue discipline --------------------------------------------------------------------
+    def _take(self) -> tuple[_Item, float, bool]:
+        """Under the lock, queue not empty: (item, seconds it waited, queue congested)."""
+        now = time.monotonic()
+        wait = now - self._queue[0].queued
+        if wait < self.target:
+            return self._queue.popleft(), wait, False
+        if wait >= self.interval:  # the oldest is looked at, and most likely refused, not forgotten
+            return self._queue.popleft(), wait, True
+        newest = self._queue.pop()
+        return newest, now - newest.queued, True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    if self._closed:
+                        return
+                    self._cond.wait()
+                item, wait, congested = self._take()
+            if not item.future.set_running_or_notify_cancel():
+                self._done()
+                continue
+            _local.waited, _local.congested = wait, congested
+            try:
+                result = item.fn(*item.args, **item.kwargs)
+            except BaseException as err:  # grpcio's pool function never raises; keep the thread alive
+                self._done()
+                item.future.set_exception(err)
+            else:
+                self._done()
+                item.future.set_result(result)
+            finally:
+                _local.waited, _local.congested = 0.0, False
+
+    def _done(self) -> None:
+        with self._cond:
+            self._pending -= 1
