@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
+from peakrec.service.throttle import AdaptiveThrottle, Throttled
 
 
 @dataclass
@@ -51,12 +52,13 @@ class Outcome:
             "ok_p50_ms": float(np.percentile(ok, 50)),
             "ok_p99_ms": float(np.percentile(ok, 99)),
             "refused_qps": (self.codes["RESOURCE_EXHAUSTED"] + self.codes["UNAVAILABLE"]) / s,
+            "throttled_qps": self.codes["THROTTLED"] / s,
             "refused_p99_ms": float(np.percentile(refused, 99)),
             "deadline_exceeded_qps": self.codes["DEADLINE_EXCEEDED"] / s,
             "other_errors": sum(
                 n
                 for c, n in self.codes.items()
-                if c not in ("OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED")
+                if c not in ("OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "THROTTLED")
             ),
         }
 
@@ -70,6 +72,7 @@ async def _run(
     deadline_s: float,
     connections: int,
     seed: int,
+    throttle_k: float | None = None,
 ) -> Outcome:
     channels = [
         grpc.aio.insecure_channel(
@@ -80,18 +83,29 @@ async def _run(
     calls = [ch.unary_unary(method) for ch in channels]  # bytes in, bytes out
     out = Outcome()
     pending: set[asyncio.Task] = set()
+    throttle = AdaptiveThrottle(throttle_k, seed=seed) if throttle_k else None
 
     async def one(i: int) -> None:
         started = time.perf_counter()
+        if throttle is not None:
+            try:
+                throttle.admit()
+            except Throttled:
+                out.codes["THROTTLED"] += 1  # refused by the client itself, never sent
+                return
         try:
             await calls[i % connections](payloads[i % len(payloads)], timeout=deadline_s)
             out.codes["OK"] += 1
             out.ok_ms.append((time.perf_counter() - started) * 1e3)
+            if throttle is not None:
+                throttle.accepted()
         except grpc.aio.AioRpcError as err:
             code = err.code().name
             out.codes[code] += 1
             if code in ("RESOURCE_EXHAUSTED", "UNAVAILABLE"):
                 out.refused_ms.append((time.perf_counter() - started) * 1e3)
+            if throttle is not None and code != "RESOURCE_EXHAUSTED":
+                throttle.accepted()
 
     for ch in channels:
         await ch.channel_ready()
@@ -118,6 +132,41 @@ async def _run(
     return out
 
 
+async def _closed(target: str, method: str, payloads: list[bytes], in_flight: int, seconds: float) -> Outcome:
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1), ("lg", i)])
+        for i in range(in_flight)
+    ]
+    out = Outcome()
+    stop = time.perf_counter() + seconds
+
+    async def loop(i: int) -> None:
+        call = channels[i].unary_unary(method)
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            try:
+                await call(payloads[(out.offered + i) % len(payloads)], timeout=5)
+                out.codes["OK"] += 1
+                out.ok_ms.append((time.perf_counter() - started) * 1e3)
+            except grpc.aio.AioRpcError as err:
+                out.codes[err.code().name] += 1
+            out.offered += 1
+
+    for ch in channels:
+        await ch.channel_ready()
+    await asyncio.gather(*(loop(i) for i in range(in_flight)))
+    out.seconds = seconds
+    for ch in channels:
+        await ch.close()
+    return out
+
+
+def capacity(target: str, method: str, payloads: list[bytes], in_flight: int, seconds: float) -> Outcome:
+    """A closed loop: ``in_flight`` calls outstanding, each on its own connection, for ``seconds``.
+    With fewer calls in flight than the server admits, nothing is refused: its OK/s is its capacity."""
+    return asyncio.run(_closed(target, method, payloads, in_flight, seconds))
+
+
 def _worker(args: tuple) -> Outcome:
     return asyncio.run(_run(*args))
 
@@ -131,11 +180,13 @@ def offer(
     deadline_s: float = 0.1,
     connections: int = 8,
     processes: int = 1,
+    throttle_k: float | None = None,
 ) -> Outcome:
     """Offers ``rate`` requests/s of ``method`` for ``seconds`` from ``processes`` processes, each
-    with ``connections`` connections; every call has the deadline ``deadline_s``."""
+    with ``connections`` connections; every call has the deadline ``deadline_s``. ``throttle_k``:
+    clients throttle themselves as peakrec.Client does (None: naive clients)."""
     jobs = [
-        (target, method, payloads, rate / processes, seconds, deadline_s, connections, p)
+        (target, method, payloads, rate / processes, seconds, deadline_s, connections, p, throttle_k)
         for p in range(processes)
     ]
     if processes == 1:
@@ -159,6 +210,7 @@ def main() -> None:
     parser.add_argument("--deadline-ms", type=float, default=100.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--throttle-k", type=float, help="throttle like peakrec.Client (default: naive)")
     args = parser.parse_args()
     payload = open(args.payload, "rb").read() if args.payload else b""
     out = offer(
@@ -170,6 +222,7 @@ def main() -> None:
         args.deadline_ms / 1e3,
         args.connections,
         args.processes,
+        args.throttle_k,
     )
     print(json.dumps({**out.summary(), "codes": dict(out.codes), "pid": os.getpid()}, indent=1))
 

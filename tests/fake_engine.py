@@ -84,6 +84,11 @@ class Recommender:
             else:
                 time.sleep(sleep_ms / 1000)
         reason = f"popular (pid {os.getpid()})" if shopper.context.get("whoami") else "popular"
+        spin_ms = float(shopper.context.get("spin_ms", 0))
+        if spin_ms:  # CPU-bound Python work holding the GIL, as the request path's Python parts do
+            until = time.perf_counter() + spin_ms / 1000
+            while time.perf_counter() < until:
+                pass
         s = self.state
         eligible = (s.available == 1) & (s.stock > 0)
         blocked = self.bundle.item_rows(list(shopper.exclude_items) + list(exclude))

@@ -13,9 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import peakrec
 import pytest
 from fake_engine import write_bundle
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from peakrec.pipeline.types import Shopper
+from peakrec.service.throttle import Throttled
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 from service_harness import Server, channel, storefront
@@ -260,3 +263,20 @@ def test_an_engine_bug_logs_one_traceback_not_one_per_request(bundles: Path, tmp
             )
         assert {c for c, _ in codes} == {grpc.StatusCode.INTERNAL}
         assert server.log.read_text().count("Traceback") == 1
+
+
+def test_the_client_holds_back_calls_while_the_server_refuses(bundles: Path):
+    args = ("--max-inflight", "1", "--max-queue", "0")
+    with Server(bundles, workers=1, engine="fake_engine", args=args) as server:
+        blocker = server.stub().Storefront.future(slow(3000), timeout=10)  # holds the only slot
+        time.sleep(0.2)
+        local = 0
+        with peakrec.Client(server.target, timeout=2) as client:
+            for _ in range(200):
+                with pytest.raises(grpc.RpcError) as info:
+                    client.storefront(Shopper())
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                local += isinstance(info.value, Throttled)
+        assert local > 100  # most of the excess never left the client
+        assert metric(server, "peakrec_shed_total", reason="concurrency") == 200 - local
+        assert outcome(blocker) == grpc.StatusCode.OK

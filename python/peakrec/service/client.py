@@ -12,6 +12,7 @@ import grpc
 from peakrec.errors import InvalidInputError, NotFoundError
 from peakrec.pipeline.types import Filters, Shopper
 from peakrec.service.statefile import ItemUpdate
+from peakrec.service.throttle import AdaptiveThrottle
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -103,6 +104,11 @@ class Client:
     """Talks to `peakrec serve`. ``timeout`` (seconds) is the default deadline of every call: the
     server turns it into its time budget and answers ``degraded`` rather than late.
 
+    ``throttle_k``: while the server refuses calls (RESOURCE_EXHAUSTED), the client refuses part of
+    its own storefront, search and similar-item calls locally (adaptive throttling, see
+    ``peakrec.service.throttle``), raising a ``grpc.RpcError`` with that same code; ``None`` turns
+    it off.
+
     >>> with Client("127.0.0.1:50051") as client:
     ...     page = client.storefront(Shopper(user_id="u42", region="CN-ZJ"), page_size=10)
     """
@@ -115,8 +121,10 @@ class Client:
         admin_token: str | None = None,
         timeout: float | None = 1.0,
         options: Sequence[tuple[str, Any]] = (),
+        throttle_k: float | None = 2.0,
     ):
         self.timeout = timeout
+        self._throttle = AdaptiveThrottle(throttle_k) if throttle_k is not None else None
         self._channel = grpc.insecure_channel(target, options=list(options))
         self._stub = pb_grpc.RecommenderStub(self._channel)
         self._admin_channel = (
@@ -134,10 +142,17 @@ class Client:
         )
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Page:
+        throttle = self._throttle
+        if throttle is not None:
+            throttle.admit()
         try:
             reply = method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as err:
+            if throttle is not None and err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                throttle.accepted()
             _raise_typed(err)
+        if throttle is not None:
+            throttle.accepted()
         return _page_of(reply)
 
     def storefront(
