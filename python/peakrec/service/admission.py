@@ -43,30 +43,56 @@ class _Item:
 
 
 class AdmissionExecutor(futures.Executor):
-    """``threads`` request threads behind an adaptive-LIFO queue of at most ``limit`` calls (running
-    plus queued; grpcio's ``maximum_concurrent_rpcs`` enforces it)."""
+    """``threads`` request threads behind an adaptive-LIFO queue. ``limit`` bounds the calls taken
+    in (running plus queued; grpcio's ``maximum_concurrent_rpcs`` enforces it, ``on_limit`` is told
+    when it changes): it follows the measured service time so that a full queue holds about
+    ``queue_seconds`` of work, and is at most ``threads + max_queue``."""
 
     def __init__(
         self,
         threads: int,
-        limit: int,
+        max_queue: int,
+        queue_seconds: float = 0.02,
         target: float = 0.005,
         interval: float = 0.1,
         name: str = "peakrec-rpc",
     ):
-        if threads < 1 or limit < threads:
-            raise ValueError(f"admission: need 1 <= threads ({threads}) <= limit ({limit})")
-        self.threads, self.limit = threads, limit
+        if threads < 1 or max_queue < 0:
+            raise ValueError(f"admission: need threads ({threads}) >= 1 and max_queue ({max_queue}) >= 0")
+        self.threads, self.max_queue, self.queue_seconds = threads, max_queue, queue_seconds
+        self.limit = threads + max_queue  # until a service time has been measured
+        self.on_limit: Callable[[int], None] | None = None
         self.target, self.interval = target, interval
+        self._service = 0.0  # seconds per call, moving average
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_Item] = deque()
         self._pending = 0  # queued + running: what grpcio counts against maximum_concurrent_rpcs
         self._closed = False
+        self._draining = False
         self._workers = [
             threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)
         ]
         for worker in self._workers:
             worker.start()
+
+    def observe(self, seconds: float) -> None:
+        """A call took ``seconds`` to answer: the queue bound follows."""
+        if self._draining:
+            return
+        self._service += (seconds - self._service) * (0.05 if self._service else 1.0)
+        queue = round(self.queue_seconds * self.threads / max(self._service, 1e-6))
+        limit = self.threads + min(self.max_queue, max(1, queue))
+        if limit != self.limit:
+            self.limit = limit
+            if self.on_limit is not None:
+                self.on_limit(limit)
+
+    def drain(self) -> None:
+        """From now on every call reaches the interceptor, which answers those that arrive during
+        the drain UNAVAILABLE (a retry elsewhere), rather than grpcio's RESOURCE_EXHAUSTED."""
+        self._draining = True
+        if self.on_limit is not None:
+            self.on_limit(1 << 30)
 
     # -- what the interceptor asks ---------------------------------------------------------------
     def would_refuse(self) -> bool:

@@ -37,8 +37,15 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--max-queue",
         type=int,
-        default=16,
-        help="requests queued per worker beyond those running; more are refused (default: 16)",
+        default=64,
+        help="most requests queued per worker beyond those running; more are refused (default: 64)",
+    )
+    serve.add_argument(
+        "--queue-ms",
+        type=float,
+        default=20.0,
+        help="the queue holds about this much work, from the measured time per request; "
+        "more is refused (default: 20)",
     )
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
     serve.add_argument(
@@ -124,6 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             max_inflight=args.max_inflight,
             max_queue=args.max_queue,
+            queue_ms=args.queue_ms,
             grace_seconds=args.grace,
             drain_delay=args.drain_delay,
             max_connection_age=args.max_connection_age,

@@ -44,7 +44,8 @@ class ServeOptions:
     admin_port: int = 50052
     admin_token: str | None = None
     max_inflight: int = 2
-    max_queue: int = 16
+    max_queue: int = 64
+    queue_ms: float = 20.0
     grace_seconds: float = 10.0
     drain_delay: float = 0.1
     max_connection_age: float = 5.0
@@ -87,16 +88,23 @@ def _health(server: grpc.Server, service: str) -> health.HealthServicer:
     return servicer
 
 
-def _refusing(server: grpc.Server, executor: AdmissionExecutor) -> Callable[[], bool]:
-    """Whether grpcio is about to refuse, for its ``maximum_concurrent_rpcs``, the call it is asking
-    the interceptors about. grpcio asks from its poll thread holding the lock that guards its count of
-    active calls, so reading that count makes the tally of its refusals exact; it is a private
-    attribute, so a grpcio without it falls back on the executor's own count."""
+def _bind_limit(server: grpc.Server, executor: AdmissionExecutor) -> Callable[[], bool]:
+    """Keeps grpcio's ``maximum_concurrent_rpcs`` at the executor's (adaptive) limit and returns
+    whether grpcio is about to refuse, for that limit, the call it is asking the interceptors about.
+    grpcio asks from its poll thread holding the lock that guards its count of active calls, so
+    reading that count makes the tally of its refusals exact. Both are private attributes of
+    grpcio's server; without them the limit stays fixed and the executor's own count is read."""
     state = getattr(server, "_state", None)
-    if state is None or not hasattr(state, "active_rpc_count"):
-        return executor.would_refuse
-    limit = state.maximum_concurrent_rpcs
-    return lambda: state.active_rpc_count >= limit
+    if (
+        state is None
+        or not hasattr(state, "active_rpc_count")
+        or not hasattr(state, "maximum_concurrent_rpcs")
+    ):
+        executor.on_limit = None
+        fixed = executor.limit
+        return lambda: executor.pending >= fixed
+    executor.on_limit = lambda limit: setattr(state, "maximum_concurrent_rpcs", limit)
+    return lambda: state.active_rpc_count >= state.maximum_concurrent_rpcs
 
 
 def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
@@ -112,15 +120,15 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
         opts.bundles, opts.state_dir, engine=opts.engine, index=opts.worker_index, workers=opts.workers
     )
 
-    executor = AdmissionExecutor(opts.max_inflight, opts.max_inflight + opts.max_queue)
-    service = interceptors.ServiceInterceptor()
+    executor = AdmissionExecutor(opts.max_inflight, opts.max_queue, opts.queue_ms / 1000)
+    service = interceptors.ServiceInterceptor(observe=executor.observe)
     public = grpc.server(
         executor,
         interceptors=[service],
         options=_options(PUBLIC_MAX_MESSAGE, opts.max_connection_age),
         maximum_concurrent_rpcs=executor.limit,  # beyond the queue: refused before a thread sees it
     )
-    service.refusing = _refusing(public, executor)
+    service.refusing = _bind_limit(public, executor)
     pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(worker), public)
     public_health = _health(public, RECOMMENDER)
     reflection.enable_server_reflection((RECOMMENDER, health.SERVICE_NAME, reflection.SERVICE_NAME), public)
@@ -187,6 +195,7 @@ def _drain(
         servicer.enter_graceful_shutdown()
     for service in services:
         service.start_draining()
+    executor.drain()
     while executor.pending and time.monotonic() < deadline:
         time.sleep(0.005)
     remaining = max(0.0, deadline - time.monotonic())
@@ -214,7 +223,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-host", default="127.0.0.1")
     parser.add_argument("--admin-port", type=int, required=True)
     parser.add_argument("--max-inflight", type=int, default=2)
-    parser.add_argument("--max-queue", type=int, default=16)
+    parser.add_argument("--max-queue", type=int, default=64)
+    parser.add_argument("--queue-ms", type=float, default=20.0)
     parser.add_argument("--grace", type=float, default=10.0)
     parser.add_argument("--drain-delay", type=float, default=0.1)
     parser.add_argument("--max-connection-age", type=float, default=5.0)
@@ -242,6 +252,7 @@ def worker_main(argv: list[str] | None = None) -> int:
         admin_token=os.environ.get("PEAKREC_ADMIN_TOKEN") or None,
         max_inflight=args.max_inflight,
         max_queue=args.max_queue,
+        queue_ms=args.queue_ms,
         grace_seconds=args.grace,
         drain_delay=args.drain_delay,
         max_connection_age=args.max_connection_age,

@@ -37,7 +37,8 @@ class SupervisorOptions:
     metrics_port: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     max_inflight: int = 2
-    max_queue: int = 16
+    max_queue: int = 64
+    queue_ms: float = 20.0
     grace_seconds: float = 10.0
     drain_delay: float = 0.1
     max_connection_age: float = 5.0
@@ -81,6 +82,7 @@ class Supervisor:
             ("--workers", opts.workers, 1),
             ("--max-inflight", opts.max_inflight, 1),
             ("--max-queue", opts.max_queue, 0),
+            ("--queue-ms", opts.queue_ms, 0),
             ("--grace", opts.grace_seconds, 0),
             ("--drain-delay", opts.drain_delay, 0),
             ("--max-connection-age", opts.max_connection_age, 0),
@@ -115,6 +117,7 @@ class Supervisor:
             "--admin-port", str(o.admin_port),
             "--max-inflight", str(o.max_inflight),
             "--max-queue", str(o.max_queue),
+            "--queue-ms", str(o.queue_ms),
             "--grace", str(o.grace_seconds),
             "--drain-delay", str(o.drain_delay),
             "--max-connection-age", str(o.max_connection_age),
