@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv build test test-rust test-python bench lint fmt demo clean protos
+.PHONY: all venv build test test-rust test-python bench loadgen lint fmt demo clean protos
 
 all: build
 
@@ -34,12 +34,18 @@ test-rust:
 test-python: build
 	$(BIN)/python -m pytest tests --benchmark-disable -q
 
-bench: build
+# The open-loop load generator of bench/test_bench_overload.py (Rust: grpc.aio cannot offer 10x from one core).
+loadgen:
+	cargo build --release --quiet --manifest-path bench/loadgen/Cargo.toml
+
+bench: build loadgen
 	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
 
 lint: venv
 	cargo fmt --all --check
 	cargo clippy --release --all-targets -- -D warnings
+	cargo fmt --manifest-path bench/loadgen/Cargo.toml --check
+	cargo clippy --release --manifest-path bench/loadgen/Cargo.toml -- -D warnings
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
 
@@ -52,7 +58,7 @@ demo: build
 	$(BIN)/python -m peakrec.demo
 
 clean:
-	rm -rf target $(VENV) python/peakrec/*.so
+	rm -rf target bench/loadgen/target $(VENV) python/peakrec/*.so
 
 # Regenerates the committed gRPC code from protos/ (tests/test_protos_current.py checks it is current).
 protos: venv

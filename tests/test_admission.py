@@ -54,6 +54,9 @@ def test_the_bound_follows_the_measured_service_time():
         executor.observe(0.010)  # slower calls: a shorter queue holds the same 20 ms
     assert executor.limit == 6 and seen[-1] == 6
     for _ in range(200):
+        executor.observe(1.0)  # slow enough for no queue at all: still room for a burst of one per thread
+    assert executor.limit == 4
+    for _ in range(200):
         executor.observe(1e-5)
     assert executor.limit == 66  # never beyond max_queue
     executor.drain()

@@ -46,7 +46,7 @@ class AdmissionExecutor(futures.Executor):
     """``threads`` request threads behind an adaptive-LIFO queue. ``limit`` bounds the calls taken
     in (running plus queued; grpcio's ``maximum_concurrent_rpcs`` enforces it, ``on_limit`` is told
     when it changes): it follows the measured service time so that a full queue holds about
-    ``queue_seconds`` of work, and is at most ``threads + max_queue``."""
+    ``queue_seconds`` of work, with room for at least ``threads`` queued and at most ``max_queue``."""
 
     def __init__(
         self,
@@ -81,7 +81,7 @@ class AdmissionExecutor(futures.Executor):
             return
         self._service += (seconds - self._service) * (0.05 if self._service else 1.0)
         queue = round(self.queue_seconds * self.threads / max(self._service, 1e-6))
-        limit = self.threads + min(self.max_queue, max(1, queue))
+        limit = self.threads + min(self.max_queue, max(self.threads, queue))  # room for a burst
         if limit != self.limit:
             self.limit = limit
             if self.on_limit is not None:
