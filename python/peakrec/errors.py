@@ -22,3 +22,7 @@ class BundleError(PeakrecError):
 
 class DegradedError(PeakrecError):
     """Work could not finish within its budget."""
+
+
+class UsageError(PeakrecError):
+    """A command line that cannot work as given (flags that contradict each other); exit code 2."""
