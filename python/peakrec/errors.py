@@ -6,7 +6,12 @@ class PeakrecError(Exception):
 
 
 class InvalidInputError(PeakrecError, ValueError):
-    """The caller's input is wrong: a bad value, shape, dtype, range or format."""
+    """The caller's input is wrong: a bad value, shape, dtype, range or format.
+
+    From ``peakrec.Client``: ``field_violations`` lists (field, description) pairs the server sent
+    as google.rpc.BadRequest details (empty when it sent none)."""
+
+    field_violations: list[tuple[str, str]] = []  # set per instance by peakrec.Client
 
 
 class NotFoundError(PeakrecError, KeyError):

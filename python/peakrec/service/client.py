@@ -120,10 +120,17 @@ def _page_of(reply: pb.RecommendResponse) -> Page:
 
 
 def _raise_typed(err: grpc.RpcError) -> None:
-    """INVALID_ARGUMENT and NOT_FOUND become peakrec's own errors; other failures stay grpc.RpcError."""
+    """INVALID_ARGUMENT and NOT_FOUND become peakrec's own errors; other failures stay grpc.RpcError.
+
+    An InvalidInputError carries ``field_violations``: (field, description) pairs from the status's
+    google.rpc.BadRequest detail, when the server sent one."""
     code = err.code() if hasattr(err, "code") else None
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        raise InvalidInputError(err.details()) from err
+        from peakrec.service.errors_detail import field_violations
+
+        typed = InvalidInputError(err.details())
+        typed.field_violations = field_violations(err)
+        raise typed from err
     if code == grpc.StatusCode.NOT_FOUND:
         raise NotFoundError(err.details()) from err
     raise err
