@@ -70,6 +70,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
     write_bundle(bundles, "v1")
     write_bundle(bundles, "v2", current=False)
     args = ("--tls-cert", str(cert), "--tls-key", str(key), "--log-format", "json", "--log-level", "info")
+    args += ("--access-log",)
     with Server(bundles, workers=1, engine="fake_engine", args=args) as server:
         yield server, cert
 
@@ -164,6 +165,25 @@ def test_logs_are_json_lines(tls_server):
     assert serving and serving[0]["process"] == "worker 0" and serving[0]["level"] == "INFO"
     assert {"time", "logger", "pid"} <= set(serving[0])
     assert serving[0]["time"].endswith("Z")
+
+
+@pytest.mark.slow
+def test_access_log_has_a_line_per_rpc(tls_server):
+    server, cert = tls_server
+    with peakrec.Client(server.target, timeout=5, root_certificates=cert.read_bytes()) as client:
+        client.storefront(page_size=4)
+        with pytest.raises(InvalidInputError):
+            client.search("")
+    access = []
+    for line in server.log.read_text().splitlines():
+        if line.startswith("{") and '"peakrec.access"' in line:
+            access.append(json.loads(line))
+    ok = [r for r in access if r["rpc"] == "Storefront" and r["items"] == 4]
+    assert ok and ok[-1]["code"] == "OK" and ok[-1]["degraded"] is False and ok[-1]["latency_ms"] > 0
+    assert ok[-1]["bundle_version"] in ("v1", "v2")
+    bad = [r for r in access if r["rpc"] == "Search"]
+    assert bad and bad[-1]["code"] == "INVALID_ARGUMENT" and bad[-1]["bundle_version"] == ""
+    assert not [r for r in access if "Health" in r["rpc"]]
 
 
 # -- client retry policy ---------------------------------------------------------------------------------

@@ -62,6 +62,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     serve.add_argument("--log-level", choices=LEVELS, type=str.upper, default="INFO", help="log threshold")
     serve.add_argument("--log-format", choices=FORMATS, default="text", help="json: one JSON object per line")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per RPC: method, status, latency, bundle version, degraded "
+        "(logger peakrec.access)",
+    )
     serve.add_argument("--engine", default="peakrec", help=argparse.SUPPRESS)  # bench/test stand-ins
     serve.set_defaults(run=run_serve)
 
@@ -182,6 +188,7 @@ def run_serve(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             log_level=args.log_level,
             log_format=args.log_format,
+            access_log=args.access_log,
         )
     )
 

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from peakrec.service import interceptors, logsetup
+from peakrec.service import interceptors, logsetup, observability
 from peakrec.service.servicers import AdminServicer, RecommenderServicer
 from peakrec.service.worker import Worker
 from peakrec.v1 import recommender_pb2 as pb
@@ -47,6 +47,7 @@ class ServeOptions:
     workers: int = 1
     tls_cert: Path | None = None  # PEM certificate chain and key: TLS on both ports
     tls_key: Path | None = None
+    access_log: bool = False  # one log line per RPC (observability.py)
 
 
 def check_admin_bind(host: str, token: str | None) -> None:
@@ -90,7 +91,9 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     threads = opts.max_inflight + 8  # headroom so refusals are answered while the admitted work runs
     public = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="peakrec-rpc"),
-        interceptors=[interceptors.ServiceInterceptor(opts.max_inflight)],
+        interceptors=observability.chain(
+            opts.access_log, [interceptors.ServiceInterceptor(opts.max_inflight)]
+        ),
         options=_options(),
         # backstop for bursts far beyond admission: grpc refuses them before they queue for a thread
         maximum_concurrent_rpcs=4 * opts.max_inflight + 64,
@@ -106,7 +109,7 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     admin_chain.append(interceptors.ServiceInterceptor(None))
     admin = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="peakrec-admin"),
-        interceptors=admin_chain,
+        interceptors=observability.chain(opts.access_log, admin_chain),
         options=_options(),
     )
     pb_grpc.add_AdminServicer_to_server(AdminServicer(worker), admin)
@@ -175,6 +178,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key", type=Path)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", default="text")
+    parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
     _die_with_parent()
     logsetup.configure(args.log_level, args.log_format, f"worker {args.worker_index}")
@@ -199,6 +203,7 @@ def worker_main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        access_log=args.access_log,
     )
     return serve(opts)
 

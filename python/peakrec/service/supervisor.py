@@ -45,6 +45,7 @@ class SupervisorOptions:
     tls_key: Path | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    access_log: bool = False
 
 
 class ServeError(PeakrecError):
@@ -117,6 +118,8 @@ class Supervisor:
         ]  # fmt: skip
         if o.tls_cert and o.tls_key:
             cmd += ["--tls-cert", str(o.tls_cert), "--tls-key", str(o.tls_key)]
+        if o.access_log:
+            cmd.append("--access-log")
         status = self.state_dir / "workers" / f"{index}.json"
         status.unlink(missing_ok=True)
         return subprocess.Popen(cmd, env=self._env())
