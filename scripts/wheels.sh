@@ -31,9 +31,10 @@ if [ "${1:-}" != "--smoke-only" ]; then  # --smoke-only: test the wheels already
 
     # The sdist must carry everything a source build needs.
     sdist=$(ls dist/peakrec-*.tar.gz)
+    listing=$(tar tzf "$sdist")
     for needed in pyproject.toml Cargo.toml Cargo.lock rust/lib.rs rust/core/Cargo.toml \
         python/peakrec/__init__.py python/peakrec/py.typed python/peakrec/_core.pyi; do
-        tar tzf "$sdist" | grep -q "^peakrec-[^/]*/$needed\$" || { echo "wheels: $sdist lacks $needed" >&2; exit 1; }
+        grep -q "^peakrec-[^/]*/$needed\$" <<<"$listing" || { echo "wheels: $sdist lacks $needed" >&2; exit 1; }
     done
     echo "wheels: $sdist has the Rust and Python sources"
 fi
