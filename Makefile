@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv build build-runtime test test-rust test-python bench lint fmt demo wheels clean protos
+.PHONY: all venv build build-runtime test test-rust test-python bench bench-report lint fmt demo wheels clean protos
 
 all: build
 
@@ -40,8 +40,17 @@ test-rust:
 test-python: build
 	$(BIN)/python -m pytest tests --benchmark-disable -q
 
+# Saves the run as pytest-benchmark JSON (bench/results/), then regenerates README's bench-table
+# block and docs/bench/speedups.png from it (scripts/bench_report.py; `make bench-report` alone).
 bench: build
-	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
+	mkdir -p bench/results
+	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=min,median,max,rounds -q -s \
+		--benchmark-json=bench/results/latest.json
+	$(MAKE) bench-report
+
+bench-report: venv
+	$(BIN)/python scripts/bench_report.py bench/results/latest.json --readme README.md \
+		--plot docs/bench/speedups.png
 
 lint: venv
 	cargo fmt --all --check
