@@ -89,6 +89,13 @@ def register(subparsers: Any) -> None:
         if kind == "similar":
             p.add_argument("item_id", help="the item to find neighbours of")
         _shopper_args(p)
+        p.add_argument(
+            "--html",
+            type=Path,
+            metavar="FILE",
+            help="also write the page as a self-contained HTML file (titles, brands, prices, scores, "
+            "reasons)",
+        )
         p.set_defaults(run=run_query)
     update = kinds.add_parser(
         "update",
@@ -309,11 +316,26 @@ def run_query(args: argparse.Namespace) -> int:
             page = client.search(args.query, shopper, **common)
         else:
             page = client.similar_items(args.item_id, shopper, **common)
+    if args.html is not None:
+        from peakrec.service.pagehtml import page_html
+
+        args.html.write_text(page_html(page, _heading(args)), encoding="utf-8")
     if args.json:
         _print_json(page_json(page))
     else:
         print(format_page(page))
     return 0
+
+
+def _heading(args: argparse.Namespace) -> str:
+    who = args.user or "an unknown shopper"
+    if args.region:
+        who += f" ({args.region})"
+    if args.kind == "search":
+        return f"Search “{args.query}” for {who}"
+    if args.kind == "similar":
+        return f"Similar to {args.item_id}, for {who}"
+    return f"Storefront for {who}"
 
 
 UPDATE_FIELDS = {"item_id": str, "stock": int, "price": (int, float), "available": bool}
