@@ -41,7 +41,7 @@ test-python: build
 	$(BIN)/python -m pytest tests --benchmark-disable -q
 
 # Saves the run as pytest-benchmark JSON (bench/results/), then regenerates README's bench-table
-# block and docs/bench/speedups.png from it (scripts/bench_report.py; `make bench-report` alone).
+# block and docs/bench/{speedups,groups}.png from it (scripts/bench_report.py; `make bench-report` alone).
 bench: build
 	mkdir -p bench/results
 	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=min,median,max,rounds -q -s \
@@ -49,8 +49,7 @@ bench: build
 	$(MAKE) bench-report
 
 bench-report: venv
-	$(BIN)/python scripts/bench_report.py bench/results/latest.json --readme README.md \
-		--plot docs/bench/speedups.png
+	$(BIN)/python scripts/bench_report.py bench/results/latest.json --readme README.md --plots docs/bench
 
 lint: venv
 	cargo fmt --all --check

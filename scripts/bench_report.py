@@ -1,6 +1,6 @@
 """Turns the pytest-benchmark JSON that `make bench` saves into a Markdown table and a plot.
 
-    python scripts/bench_report.py bench/results/latest.json --readme README.md --plot docs/bench/speedups.png
+    python scripts/bench_report.py bench/results/latest.json --readme README.md --plots docs/bench
 
 Every benchmark here measures its baseline in the same run and records it in ``extra_info``, in one
 of two shapes: ``baseline_median_s`` (bench/conftest.py ``record_ratio``) or a ``<name>_median_us``
@@ -8,7 +8,8 @@ beside ``ours_paired_median_us`` (paired timings, bench/test_bench_pipeline.py).
 speed-up, baseline time over ours (higher is better), with the target when one is recorded.
 Other headline figures a benchmark records (speed-ups, "x over y" ratios, cores per 100k QPS) go in
 a last column. ``--readme`` replaces the text between ``<!-- bench-table:begin -->`` and
-``<!-- bench-table:end -->``; ``--plot`` draws the speed-ups as bars (needs matplotlib).
+``<!-- bench-table:end -->``; ``--plots DIR`` draws the speed-ups (speedups.png) and, for every
+benchmark group with peers, the members' times side by side (groups.png); needs matplotlib.
 """
 
 from __future__ import annotations
@@ -114,12 +115,18 @@ def replace_block(text: str, block: str) -> str:
     return f"{head}{BEGIN}\n{block}\n{END}{tail}"
 
 
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Horizontal bars: each benchmark's speed-up over its same-run baseline, targets as ticks."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Horizontal bars: each benchmark's speed-up over its same-run baseline, targets as ticks."""
+    plt = _pyplot()
 
     rows = [r for r in rows_of(report) if r.speedup is not None]
     if not rows:
@@ -142,13 +149,50 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def groups_plot(report: dict[str, Any], path: Path) -> bool:
+    """One panel per pytest-benchmark group with peers (2+ benchmarks, e.g. ours and scikit-learn's):
+    median time per member with its min-max range. False (nothing drawn) when no group has peers."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for bench in report["benchmarks"]:
+        if bench.get("group"):
+            groups.setdefault(bench["group"], []).append(bench)
+    groups = {g: members for g, members in groups.items() if len(members) > 1}
+    if not groups:
+        return False
+    plt = _pyplot()
+    heights = [0.45 * len(m) + 0.9 for m in groups.values()]
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(8, sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    for ax, (group, members) in zip([axes] if len(groups) == 1 else axes, groups.items()):
+        members = sorted(members, key=lambda b: b["stats"]["median"])
+        medians = [b["stats"]["median"] * 1e3 for b in members]
+        spans = [
+            [m - b["stats"]["min"] * 1e3 for m, b in zip(medians, members)],
+            [b["stats"]["max"] * 1e3 - m for m, b in zip(medians, members)],
+        ]
+        names = [b["name"].removeprefix("test_") for b in members]
+        colors = ["#dd8452" if "peer" in n else "#4c72b0" for n in names]  # bench/: peers are *_peer
+        bars = ax.barh(names, medians, xerr=spans, color=colors, capsize=3)
+        ax.bar_label(bars, labels=[f"{m:.3g} ms" for m in medians], padding=4, fontsize=8)
+        ax.set_xlim(right=max(b["stats"]["max"] * 1e3 for b in members) * 1.25)  # room for labels
+        ax.invert_yaxis()
+        ax.set_title(group, fontsize=10, loc="left")
+        ax.set_xlabel("median ms per call (min-max bars; orange: the peer)", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "json", type=Path, help="pytest-benchmark JSON (make bench: bench/results/latest.json)"
     )
     parser.add_argument("--readme", type=Path, help="Markdown file whose bench-table block to replace")
-    parser.add_argument("--plot", type=Path, help="PNG to draw the speed-ups into")
+    parser.add_argument("--plots", type=Path, help="directory for speedups.png and groups.png")
     args = parser.parse_args(argv)
     report = json.loads(args.json.read_text())
     block = table(report)
@@ -156,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         args.readme.write_text(replace_block(args.readme.read_text(), block))
     else:
         print(block)
-    if args.plot:
-        plot(report, args.plot)
+    if args.plots:
+        plot(report, args.plots / "speedups.png")
+        groups_plot(report, args.plots / "groups.png")
     return 0
 
 

@@ -95,11 +95,31 @@ def test_readme_without_markers_is_refused(tmp_path: Path):
         bench_report.replace_block("no markers here", "table")
 
 
-def test_plot_is_a_png(tmp_path: Path):
-    pytest.importorskip("matplotlib")
-    path = tmp_path / "plots" / "speedups.png"
-    bench_report.plot(REPORT, path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_are_pngs(tmp_path: Path):
+    data = tmp_path / "latest.json"
+    data.write_text(json.dumps(REPORT))
+    assert bench_report.main([str(data), "--plots", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "speedups.png").read_bytes()[:8] == PNG
+    assert not (tmp_path / "plots" / "groups.png").exists()  # no group has peers
+
+
+def test_groups_with_peers_are_drawn_side_by_side(tmp_path: Path):
+    peers = [
+        {
+            "name": name,
+            "group": "hash",
+            "stats": {"median": m, "min": m * 0.9, "max": m * 1.2},
+            "extra_info": {},
+        }
+        for name, m in (("test_transform[1-thread]", 0.02), ("test_sklearn_transform_peer", 0.47))
+    ]
+    alone = {"name": "test_other", "group": "solo", "stats": {"median": 1.0, "min": 1.0, "max": 1.0}}
+    path = tmp_path / "groups.png"
+    assert bench_report.groups_plot({"benchmarks": [*peers, alone]}, path)
+    assert path.read_bytes()[:8] == PNG
 
 
 def test_the_readme_has_the_block():
