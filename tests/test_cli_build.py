@@ -106,8 +106,10 @@ def test_demo_data_build_inspect(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "items 1,500" in out and "recall@100 1.0000" in out and "CURRENT ->" in out
     assert main(["inspect", str(bundles)]) == 0
-    out = capsys.readouterr().out
-    assert '"schema_version": 1' in out and out.rstrip().endswith("files verified")
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)  # stdout is JSON only
+    assert shown["schema_version"] == 1 and shown["verification"]["ok"] is True
+    assert captured.err.rstrip().endswith("files verified")
 
 
 def test_demo_data_parquet_builds(tmp_path, capsys):
@@ -160,10 +162,12 @@ def test_inspect_fails_on_a_flipped_byte(tmp_path, capsys):
     data[-5] ^= 0x40
     path.write_bytes(bytes(data))
     capsys.readouterr()
-    assert main(["inspect", str(bundle)]) != 0
+    assert main(["inspect", str(bundle)]) == 1
     captured = capsys.readouterr()
-    assert "FAILED items/vectors.npy: sha256 mismatch" in captured.out
-    assert "items/vectors.npy: sha256 mismatch" in captured.err
+    verification = json.loads(captured.out)["verification"]
+    assert verification["ok"] is False
+    assert verification["problems"][0].startswith("items/vectors.npy: sha256 mismatch")
+    assert "FAILED items/vectors.npy: sha256 mismatch" in captured.err
 
 
 BAD_ITEMS = {
@@ -223,21 +227,21 @@ BAD_ITEMS = {
 @pytest.mark.parametrize("case", list(BAD_ITEMS))
 def test_bad_items_fail_with_one_line_and_publish_nothing(tmp_path, capsys, case):
     items, message = BAD_ITEMS[case]
-    assert _build(tmp_path, items) == 2
+    assert _build(tmp_path, items) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "bundles").exists() or not any((tmp_path / "bundles").iterdir())
 
 
 def test_bad_user_vector_dimension(tmp_path, capsys):
-    assert _build(tmp_path, [_item(1), _item(2)], [_user(1), _user(2, embedding=[1.0, 2.0, 3.0, 4.0])]) == 2
+    assert _build(tmp_path, [_item(1), _item(2)], [_user(1), _user(2, embedding=[1.0, 2.0, 3.0, 4.0])]) == 1
     assert 'users.jsonl line 2: field "embedding" has dimension 4, expected 3' in capsys.readouterr().err
 
 
 def test_npy_row_count_mismatch(tmp_path, capsys):
     np.save(tmp_path / "vectors.npy", np.ones((4, 3), np.float32))
     items = [{k: v for k, v in _item(i).items() if k != "embedding"} for i in range(5)]
-    assert _build(tmp_path, items, None, "--item-vectors", str(tmp_path / "vectors.npy")) == 2
+    assert _build(tmp_path, items, None, "--item-vectors", str(tmp_path / "vectors.npy")) == 1
     assert "vectors.npy: has 4 rows but items.jsonl has 5 records" in capsys.readouterr().err
 
 
@@ -247,7 +251,7 @@ def test_npy_nan_row(tmp_path, capsys):
     np.save(tmp_path / "vectors.npy", vectors)
     assert (
         _build(tmp_path, [_item(i) for i in range(5)], None, "--item-vectors", str(tmp_path / "vectors.npy"))
-        == 2
+        == 1
     )
     assert "vectors.npy row 3: NaN or infinite value in the vector" in capsys.readouterr().err
 
@@ -255,19 +259,19 @@ def test_npy_nan_row(tmp_path, capsys):
 def test_npy_wrong_dimension_for_users(tmp_path, capsys):
     np.save(tmp_path / "uv.npy", np.ones((3, 7), np.float32))
     assert (
-        _build(tmp_path, [_item(i) for i in range(5)], None, "--user-vectors", str(tmp_path / "uv.npy")) == 2
+        _build(tmp_path, [_item(i) for i in range(5)], None, "--user-vectors", str(tmp_path / "uv.npy")) == 1
     )
     assert "uv.npy: user embedding dimension 7 does not match items' 3" in capsys.readouterr().err
 
 
 def test_bad_config_key(tmp_path, capsys):
     (tmp_path / "build.toml").write_text("[ranking]\nnew_item_bost = 1.0\n")
-    assert _build(tmp_path, [_item(1)], None, "--config", str(tmp_path / "build.toml")) == 2
+    assert _build(tmp_path, [_item(1)], None, "--config", str(tmp_path / "build.toml")) == 1
     assert 'build.toml [ranking]: unknown key "new_item_bost"' in capsys.readouterr().err
 
 
 def test_bad_factory_string(tmp_path, capsys):
-    assert _build(tmp_path, [_item(i) for i in range(5)], None, "--index-factory", "Nonsense42") == 2
+    assert _build(tmp_path, [_item(i) for i in range(5)], None, "--index-factory", "Nonsense42") == 1
     assert 'index factory "Nonsense42" is not valid' in capsys.readouterr().err
 
 

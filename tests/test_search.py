@@ -245,7 +245,7 @@ def test_eval_search_command(built: Path, demo_dir: Path, capsys):
 def test_eval_search_bad_queries_file(built: Path, tmp_path: Path, capsys):
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"query": "dress", "targets": "i1"}\n')
-    assert cli_main(["eval", "search", str(built), "--queries", str(bad), "--quiet"]) == 2
+    assert cli_main(["eval", "search", str(built), "--queries", str(bad), "--quiet"]) == 1
     assert 'q.jsonl line 1: "targets"' in capsys.readouterr().err
 
 

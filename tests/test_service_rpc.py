@@ -211,7 +211,7 @@ def test_query_cli_reports_a_status_code_not_a_traceback(server: Server):
 def test_serve_without_current_says_so(tmp_path: Path):
     cmd = [sys.executable, "-m", "peakrec.cli", "serve", "--bundles", str(tmp_path), "--workers", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "CURRENT" in done.stderr
+    assert done.returncode == 1 and "CURRENT" in done.stderr
 
 
 def test_an_engine_bug_is_internal_without_a_traceback(server: Server):
@@ -234,4 +234,4 @@ def test_a_second_server_on_a_taken_port_is_refused(server: Server):
     ]
     cmd += ["--port", str(server.port), "--admin-port", str(server.admin_port + 1000), "--workers", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and f"--port {server.port}" in done.stderr
+    assert done.returncode == 1 and f"--port {server.port}" in done.stderr

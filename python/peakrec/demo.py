@@ -106,6 +106,8 @@ def main() -> None:
         print(rest.rstrip(), flush=True)
         log.close()
     print(f"\nserver exit code {code}; demo took {time.monotonic() - started:.0f}s; files in {root}/")
+    venv_bin = os.path.relpath(Path(sys.executable).parent)
+    print(f"the `peakrec` command is {venv_bin}/peakrec (or run `. {venv_bin}/activate` first)")
     if code != 0:
         raise SystemExit(1)
 

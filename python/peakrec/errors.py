@@ -6,7 +6,12 @@ class PeakrecError(Exception):
 
 
 class InvalidInputError(PeakrecError, ValueError):
-    """The caller's input is wrong: a bad value, shape, dtype, range or format."""
+    """The caller's input is wrong: a bad value, shape, dtype, range or format.
+
+    From ``peakrec.Client``: ``field_violations`` lists (field, description) pairs the server sent
+    as google.rpc.BadRequest details (empty when it sent none)."""
+
+    field_violations: list[tuple[str, str]] = []  # set per instance by peakrec.Client
 
 
 class NotFoundError(PeakrecError, KeyError):
@@ -22,3 +27,7 @@ class BundleError(PeakrecError):
 
 class DegradedError(PeakrecError):
     """Work could not finish within its budget."""
+
+
+class UsageError(PeakrecError):
+    """A command line that cannot work as given (flags that contradict each other); exit code 2."""

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from peakrec.catalog.demo_data import DemoSpec, generate
+from peakrec.cli import number, progress_wanted
 from peakrec.errors import InvalidInputError
 
 
@@ -16,12 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Writes items, users, their embeddings (.npy), held-out purchases, search queries "
         "and build.toml into --out. The same --seed always gives the same bytes.",
     )
-    p.add_argument("--items", type=int, default=200_000, help="number of items (default 200000)")
-    p.add_argument("--users", type=int, default=50_000, help="number of users (default 50000)")
-    p.add_argument("--dim", type=int, default=64, help="embedding dimension (default 64)")
-    p.add_argument("--seed", type=int, default=11, help="random seed (default 11)")
-    p.add_argument("--cold-share", type=float, default=0.1, help="share of users without embeddings")
+    p.add_argument("--items", type=number(int, 100), default=200_000, help="number of items")
+    p.add_argument("--users", type=number(int, 10), default=50_000, help="number of users")
+    p.add_argument("--dim", type=number(int, 8, 4096), default=64, help="embedding dimension")
+    p.add_argument("--seed", type=number(int, 0), default=11, help="random seed")
+    p.add_argument(
+        "--cold-share", type=number(float, 0, 1), default=0.1, help="share of users without embeddings"
+    )
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="record format")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar (also off when stderr is not a terminal)"
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(run=run)
 
@@ -32,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         items=args.items, users=args.users, dim=args.dim, seed=args.seed, cold_share=args.cold_share
     )
     try:
-        counts = generate(args.out, spec, fmt=args.format)
+        counts = generate(args.out, spec, fmt=args.format, progress=progress_wanted(args))
     except ValueError as err:
         raise InvalidInputError(str(err)) from None
     print(

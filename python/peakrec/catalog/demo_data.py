@@ -472,28 +472,49 @@ class DemoSpec:
     heldout: int = 3
 
 
-def generate(out: str | Path, spec: DemoSpec, fmt: str = "jsonl") -> dict[str, Any]:
-    """Writes the demo catalogue into ``out``; returns counts for the summary."""
+def generate(out: str | Path, spec: DemoSpec, fmt: str = "jsonl", progress: bool = False) -> dict[str, Any]:
+    """Writes the demo catalogue into ``out``; returns counts for the summary. ``progress`` shows a
+    bar over the generation steps on stderr."""
     if spec.items < 100 or spec.users < 10 or spec.dim < 8:
         raise ValueError("demo-data needs at least 100 items, 10 users and dimension 8")
+    from tqdm import tqdm
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
-    latent = _Latent(rng, spec.dim)
-    items = _items(rng, latent, spec.items)
-    users = _users(rng, latent, spec.users, spec.cold_share)
-    history, heldout = _purchases(rng, latent, items, users, spec.heldout)
-    _write_items(out, items, fmt)
-    _write_users(out, users, history, fmt)
-    np.save(out / "item_vectors.npy", items["vectors"])
-    np.save(
-        out / "user_vectors.npy", np.where(users["cold"][:, None], 0, users["vectors"]).astype(np.float32)
-    )
-    with open(out / "heldout.jsonl", "w", encoding="utf-8") as f:
-        for u, rows in zip(users["user_id"], heldout, strict=True):
-            f.write(json.dumps({"user_id": u, "next_purchases": [items["item_id"][r] for r in rows]}) + "\n")
-    n_queries = _write_queries(out, rng, items)
-    _write_build_toml(out)
+    bar = tqdm(total=8, desc="demo-data", unit="step", disable=not progress, leave=False, dynamic_ncols=True)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(1)
+
+    with bar:
+        rng = np.random.default_rng(spec.seed)
+        latent = _Latent(rng, spec.dim)
+        items = _items(rng, latent, spec.items)
+        step("items")
+        users = _users(rng, latent, spec.users, spec.cold_share)
+        step("users")
+        history, heldout = _purchases(rng, latent, items, users, spec.heldout)
+        step("purchases")
+        _write_items(out, items, fmt)
+        step("items written")
+        _write_users(out, users, history, fmt)
+        step("users written")
+        np.save(out / "item_vectors.npy", items["vectors"])
+        np.save(
+            out / "user_vectors.npy",
+            np.where(users["cold"][:, None], 0, users["vectors"]).astype(np.float32),
+        )
+        step("vectors written")
+        with open(out / "heldout.jsonl", "w", encoding="utf-8") as f:
+            for u, rows in zip(users["user_id"], heldout, strict=True):
+                f.write(
+                    json.dumps({"user_id": u, "next_purchases": [items["item_id"][r] for r in rows]}) + "\n"
+                )
+        step("held-out purchases")
+        n_queries = _write_queries(out, rng, items)
+        _write_build_toml(out)
+        step("queries")
     return {
         "items": spec.items,
         "users": spec.users,

@@ -7,6 +7,7 @@ import json
 
 import faiss
 
+from peakrec.cli import number, progress_wanted
 from peakrec.errors import InvalidInputError
 from peakrec.evaluation.storefront import evaluate_storefront, read_heldout
 
@@ -22,15 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument("bundle", help="bundle directory or BUNDLES_DIR")
     s.add_argument("--heldout", required=True, help="heldout.jsonl: {user_id, next_purchases} per line")
-    s.add_argument("-k", type=int, default=20, help="page size and cut-off (default 20)")
-    s.add_argument("--limit", type=int, help="evaluate only the first N users")
+    s.add_argument("-k", type=number(int, 1, 1000), default=20, help="page size and cut-off")
+    s.add_argument("--limit", type=number(int, 1), help="evaluate only the first N users")
     s.add_argument(
         "--ranking",
         metavar="JSON",
         help="override ranking weights of the bundle config, e.g. '{\"candidates_factor\": 10}'",
     )
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--quiet", action="store_true", help="no progress bar (also off when stderr is not a terminal)"
+    )
     s.set_defaults(run=run_storefront)
     q = kinds.add_parser(
         "search",
@@ -40,10 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.add_argument("bundle", help="bundle directory or BUNDLES_DIR")
     q.add_argument("--queries", required=True, help="queries.jsonl: {query, targets} per line")
-    q.add_argument("-k", type=int, default=10, help="page size and cut-off (default 10)")
-    q.add_argument("--limit", type=int, help="evaluate only the first N queries")
+    q.add_argument("-k", type=number(int, 1, 1000), default=10, help="page size and cut-off")
+    q.add_argument("--limit", type=number(int, 1), help="evaluate only the first N queries")
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument(
+        "--quiet", action="store_true", help="no progress bar (also off when stderr is not a terminal)"
+    )
     q.set_defaults(run=run_search)
 
 
@@ -61,7 +66,7 @@ def run_storefront(args: argparse.Namespace) -> int:
         bundle.config = {**bundle.config, "ranking": {**bundle.config.get("ranking", {}), **overrides}}
     recommender = Recommender(bundle)
     heldout = read_heldout(args.heldout)[: args.limit]
-    result = evaluate_storefront(recommender, heldout, k=args.k, progress=not args.quiet)
+    result = evaluate_storefront(recommender, heldout, k=args.k, progress=progress_wanted(args))
     summary = result.summary()
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -87,7 +92,7 @@ def run_search(args: argparse.Namespace) -> int:
     faiss.omp_set_num_threads(1)
     recommender = Recommender(load_bundle(args.bundle))
     queries = read_queries(args.queries)[: args.limit]
-    summary = evaluate_search(recommender, queries, k=args.k, progress=not args.quiet).summary()
+    summary = evaluate_search(recommender, queries, k=args.k, progress=progress_wanted(args)).summary()
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

@@ -16,7 +16,37 @@ from peakrec.service.throttle import AdaptiveThrottle
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 
-__all__ = ["Client", "Item", "Page", "ItemUpdate"]
+__all__ = ["Client", "Item", "Page", "ItemUpdate", "retry_service_config"]
+
+
+def retry_service_config(attempts: int = 4) -> str:
+    """gRPC service config (JSON) retrying calls to peakrec's services on UNAVAILABLE only, with
+    exponential backoff and jitter: 50 ms, 100 ms, 200 ms ... capped at 1 s.
+
+    UNAVAILABLE means the call did not run (no connection, worker restarting or draining, no bundle
+    yet), and every peakrec RPC is safe to repeat (updates carry absolute values). RESOURCE_EXHAUSTED
+    (load shed) and DEADLINE_EXCEEDED are not retried: retrying into an overloaded server amplifies
+    the overload, and a retry past the deadline cannot succeed. gRPC's retry throttling (a token
+    bucket per channel) stops retries when most calls fail.
+    """
+    policy = {
+        "maxAttempts": attempts,
+        "initialBackoff": "0.05s",
+        "maxBackoff": "1s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": [{"service": "peakrec.v1.Recommender"}, {"service": "peakrec.v1.Admin"}],
+                    "retryPolicy": policy,
+                }
+            ],
+            "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -91,10 +121,17 @@ def _page_of(reply: pb.RecommendResponse) -> Page:
 
 
 def _raise_typed(err: grpc.RpcError) -> None:
-    """INVALID_ARGUMENT and NOT_FOUND become peakrec's own errors; other failures stay grpc.RpcError."""
+    """INVALID_ARGUMENT and NOT_FOUND become peakrec's own errors; other failures stay grpc.RpcError.
+
+    An InvalidInputError carries ``field_violations``: (field, description) pairs from the status's
+    google.rpc.BadRequest detail, when the server sent one."""
     code = err.code() if hasattr(err, "code") else None
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        raise InvalidInputError(err.details()) from err
+        from peakrec.service.errors_detail import field_violations
+
+        typed = InvalidInputError(err.details())
+        typed.field_violations = field_violations(err)
+        raise typed from err
     if code == grpc.StatusCode.NOT_FOUND:
         raise NotFoundError(err.details()) from err
     raise err
@@ -103,6 +140,11 @@ def _raise_typed(err: grpc.RpcError) -> None:
 class Client:
     """Talks to `peakrec serve`. ``timeout`` (seconds) is the default deadline of every call: the
     server turns it into its time budget and answers ``degraded`` rather than late.
+
+    Calls that fail with UNAVAILABLE are retried up to ``retries`` times in all (1: never) within
+    their deadline (:func:`retry_service_config`); a ``grpc.service_config`` in ``options`` replaces
+    that policy. ``tls=True`` connects with TLS, trusting ``root_certificates`` (PEM bytes) or else
+    the system's CA certificates.
 
     ``throttle_k``: while the server refuses calls (RESOURCE_EXHAUSTED), the client refuses part of
     its own storefront, search and similar-item calls locally (adaptive throttling, see
@@ -121,15 +163,30 @@ class Client:
         admin_token: str | None = None,
         timeout: float | None = 1.0,
         options: Sequence[tuple[str, Any]] = (),
+        retries: int = 4,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
         throttle_k: float | None = 2.0,
     ):
+        if retries < 1:
+            raise InvalidInputError(f"retries {retries}: must be at least 1 (1 = no retry)")
         self.timeout = timeout
         self._throttle = AdaptiveThrottle(throttle_k) if throttle_k is not None else None
-        self._channel = grpc.insecure_channel(target, options=list(options))
+        opts = list(options)
+        if retries == 1:
+            opts.append(("grpc.enable_retries", 0))
+        elif not any(name == "grpc.service_config" for name, _ in opts):
+            opts += [("grpc.service_config", retry_service_config(retries)), ("grpc.enable_retries", 1)]
+        credentials = grpc.ssl_channel_credentials(root_certificates) if tls or root_certificates else None
+
+        def channel(address: str) -> grpc.Channel:
+            if credentials is None:
+                return grpc.insecure_channel(address, options=opts)
+            return grpc.secure_channel(address, credentials, options=opts)
+
+        self._channel = channel(target)
         self._stub = pb_grpc.RecommenderStub(self._channel)
-        self._admin_channel = (
-            grpc.insecure_channel(admin_target, options=list(options)) if admin_target else None
-        )
+        self._admin_channel = channel(admin_target) if admin_target else None
         self._admin = pb_grpc.AdminStub(self._admin_channel) if self._admin_channel else None
         self._metadata = (("authorization", f"Bearer {admin_token}"),) if admin_token else None
 

@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from peakrec.errors import BundleError, InvalidInputError, NotFoundError
-from peakrec.service import admission, metrics
+from peakrec.service import admission, errors_detail, metrics
 
 log = logging.getLogger("peakrec.service")
 
@@ -170,6 +170,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         metrics.REQUESTS.labels(name, code.name).inc()
         if len(message) > MAX_DETAILS:
             message = message[: MAX_DETAILS - 1] + "…"
+        if code == grpc.StatusCode.INVALID_ARGUMENT:  # programs read the field from a BadRequest detail
+            errors_detail.abort_with_details(context, code, message)
         context.abort(code, message)
 
     def _log_unexpected(self, method: str, err: Exception) -> None:

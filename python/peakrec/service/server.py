@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from peakrec.service import interceptors
+from peakrec.service import interceptors, logsetup, observability
 from peakrec.service.admission import AdmissionExecutor
 from peakrec.service.servicers import AdminServicer, RecommenderServicer
 from peakrec.service.worker import Worker
@@ -38,7 +38,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 class ServeOptions:
     bundles: Path
     state_dir: Path
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 50051
     admin_host: str = "127.0.0.1"
     admin_port: int = 50052
@@ -52,6 +52,9 @@ class ServeOptions:
     engine: str = "peakrec"
     worker_index: int = 0
     workers: int = 1
+    tls_cert: Path | None = None  # PEM certificate chain and key: TLS on both ports
+    tls_key: Path | None = None
+    access_log: bool = False  # one log line per RPC (observability.py)
 
 
 PUBLIC_MAX_MESSAGE = 4 * 1024 * 1024  # a storefront request is a few kB; bigger is a mistake or abuse
@@ -78,6 +81,15 @@ def _options(max_message: int, max_connection_age: float = 0.0) -> list[tuple[st
             ("grpc.max_connection_age_grace_ms", 30_000),  # calls in flight on the old connection finish
         ]
     return options
+
+
+def _add_port(server: grpc.Server, address: str, opts: ServeOptions) -> None:
+    """Listens on ``address`` with TLS when a certificate is configured, else plaintext."""
+    if opts.tls_cert and opts.tls_key:
+        pair = (Path(opts.tls_key).read_bytes(), Path(opts.tls_cert).read_bytes())
+        server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
+    else:
+        server.add_insecure_port(address)
 
 
 def _health(server: grpc.Server, service: str) -> health.HealthServicer:
@@ -124,7 +136,7 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     service = interceptors.ServiceInterceptor(observe=executor.observe)
     public = grpc.server(
         executor,
-        interceptors=[service],
+        interceptors=observability.chain(opts.access_log, [service]),
         options=_options(PUBLIC_MAX_MESSAGE, opts.max_connection_age),
         maximum_concurrent_rpcs=executor.limit,  # beyond the queue: refused before a thread sees it
     )
@@ -132,7 +144,7 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(worker), public)
     public_health = _health(public, RECOMMENDER)
     reflection.enable_server_reflection((RECOMMENDER, health.SERVICE_NAME, reflection.SERVICE_NAME), public)
-    public.add_insecure_port(f"{opts.host}:{opts.port}")
+    _add_port(public, f"{opts.host}:{opts.port}", opts)
 
     admin_chain: list[grpc.ServerInterceptor] = []
     if opts.admin_token:  # outermost: the service interceptor caches its wrapper per method
@@ -141,13 +153,13 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     admin_chain.append(admin_service)
     admin = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="peakrec-admin"),
-        interceptors=admin_chain,
+        interceptors=observability.chain(opts.access_log, admin_chain),
         options=_options(ADMIN_MAX_MESSAGE),
     )
     pb_grpc.add_AdminServicer_to_server(AdminServicer(worker), admin)
     admin_health = _health(admin, ADMIN)
     reflection.enable_server_reflection((ADMIN, health.SERVICE_NAME, reflection.SERVICE_NAME), admin)
-    admin.add_insecure_port(f"{opts.admin_host}:{opts.admin_port}")
+    _add_port(admin, f"{opts.admin_host}:{opts.admin_port}", opts)
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
@@ -218,7 +230,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peakrec-worker")
     parser.add_argument("--bundles", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--admin-host", default="127.0.0.1")
     parser.add_argument("--admin-port", type=int, required=True)
@@ -231,11 +243,14 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="peakrec")
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--tls-cert", type=Path)
+    parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", default="text")
+    parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
     _die_with_parent()
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s worker {args.worker_index} %(levelname)s %(message)s"
-    )
+    logsetup.configure(args.log_level, args.log_format, f"worker {args.worker_index}")
     try:
         import faiss
 
@@ -259,6 +274,9 @@ def worker_main(argv: list[str] | None = None) -> int:
         engine=args.engine,
         worker_index=args.worker_index,
         workers=args.workers,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        access_log=args.access_log,
     )
     return serve(opts)
 

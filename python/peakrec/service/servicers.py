@@ -12,7 +12,7 @@ import numpy as np
 
 from peakrec.errors import InvalidInputError
 from peakrec.pipeline import types as t
-from peakrec.service import metrics
+from peakrec.service import metrics, observability
 from peakrec.service.statefile import ItemUpdate
 from peakrec.service.worker import Worker, read_current, write_current
 from peakrec.v1 import recommender_pb2 as pb
@@ -173,6 +173,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if child is None:
                 child = _STAGE_CHILDREN[(method, stage)] = metrics.STAGE.labels(method, stage)
             child.observe(seconds)
+        observability.record_stages(rec.stage_seconds)
         if rec.degraded:
             metrics.DEGRADED.labels(method).inc()
         return response_of(rec, live, page.with_details)

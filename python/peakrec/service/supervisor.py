@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peakrec.errors import PeakrecError
-from peakrec.service import statefile
+from peakrec.service import logsetup, statefile
+from peakrec.service.cpus import available_cpus
 from peakrec.service.worker import read_current
 
 log = logging.getLogger("peakrec.service")
@@ -28,14 +29,14 @@ log = logging.getLogger("peakrec.service")
 class SupervisorOptions:
     bundles: Path
     state_dir: Path | None = None
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 50051
     admin_host: str = "127.0.0.1"
     admin_port: int = 50052
     admin_token: str | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=available_cpus)
     max_inflight: int = 2
     max_queue: int = 64
     queue_ms: float = 20.0
@@ -44,6 +45,11 @@ class SupervisorOptions:
     max_connection_age: float = 5.0
     engine: str = "peakrec"
     ready_timeout: float = 120.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
+    access_log: bool = False
 
 
 class ServeError(PeakrecError):
@@ -124,7 +130,13 @@ class Supervisor:
             "--engine", o.engine,
             "--worker-index", str(index),
             "--workers", str(o.workers),
+            "--log-level", o.log_level,
+            "--log-format", o.log_format,
         ]  # fmt: skip
+        if o.tls_cert and o.tls_key:
+            cmd += ["--tls-cert", str(o.tls_cert), "--tls-key", str(o.tls_key)]
+        if o.access_log:
+            cmd.append("--access-log")
         status = self.state_dir / "workers" / f"{index}.json"
         status.unlink(missing_ok=True)
         return subprocess.Popen(cmd, env=self._env())
@@ -211,7 +223,7 @@ class Supervisor:
 
 def run(opts: SupervisorOptions) -> int:
     """Serves until SIGTERM or SIGINT; prints one `ready` line on stdout once every worker serves."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    logsetup.configure(opts.log_level, opts.log_format, "supervisor")
     supervisor = Supervisor(opts)
 
     def on_signal(signum: int, frame: object) -> None:
