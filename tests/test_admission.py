@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+from peakrec.service import admission
 from peakrec.service.admission import AdmissionExecutor, waited
 
 
@@ -43,26 +45,43 @@ def test_a_call_that_waited_an_interval_is_looked_at_next():
     executor.shutdown()
 
 
-def test_the_bound_follows_the_measured_service_time():
+def test_the_bound_follows_the_measured_service_interval(monkeypatch: pytest.MonkeyPatch):
+    clock = [100.0]
+    monkeypatch.setattr(admission.time, "monotonic", lambda: clock[0])
     seen: list[int] = []
     executor = AdmissionExecutor(threads=2, max_queue=64, queue_seconds=0.02)
     executor.on_limit = seen.append
+    release = threading.Event()
+    queued = [executor.submit(release.wait) for _ in range(4)]  # two run, two wait
+
+    def answers(n: int, every: float) -> None:
+        for _ in range(n):
+            clock[0] += every
+            executor.served()
+
     assert executor.limit == 66  # nothing measured yet: the configured bound
-    executor.observe(0.001)  # 2 threads x 20 ms / 1 ms = 40 calls of queue
+    answers(3, 0.0005)  # an answer every 0.5 ms while calls wait: 20 ms is 40 calls of queue
     assert executor.limit == 42 and seen == [42]
-    for _ in range(200):
-        executor.observe(0.010)  # slower calls: a shorter queue holds the same 20 ms
-    assert executor.limit == 6 and seen[-1] == 6
-    for _ in range(200):
-        executor.observe(1.0)  # slow enough for no queue at all: still room for a burst of one per thread
-    assert executor.limit == 4
-    for _ in range(200):
-        executor.observe(1e-5)
+    answers(300, 0.010)  # slower answers: a shorter queue holds the same 20 ms
+    assert executor.limit == 4 and seen[-1] == 4  # never below one queued call per thread
+    answers(300, 0.00001)
     assert executor.limit == 66  # never beyond max_queue
     executor.drain()
     assert seen[-1] > 1_000_000  # while draining, grpcio lets every call through to be told UNAVAILABLE
-    executor.observe(0.010)
+    answers(10, 0.010)
     assert seen[-1] > 1_000_000
+    release.set()
+    for f in queued:
+        f.result(timeout=5)
+    executor.shutdown()
+
+
+def test_answers_without_a_queue_say_nothing_about_the_service_interval():
+    executor = AdmissionExecutor(threads=2, max_queue=64)
+    for _ in range(10):
+        executor.served()  # idle worker: gaps are the arrival rate, not the service rate
+        time.sleep(0.002)
+    assert executor.limit == 66
     executor.shutdown()
 
 

@@ -7,7 +7,8 @@ answered after its deadline, and goodput collapses. This executor instead
 * runs at most ``threads`` requests at once (with the GIL, more threads only add latency);
 * serves the queue in arrival order while it drains, and newest first once the oldest call has
   waited longer than ``target`` (adaptive LIFO: the newest call has the most deadline left), yet
-  looks at any call that has waited ``interval`` (so none is forgotten at the bottom of the stack);
+  looks at any call that has waited ``interval`` (so none is forgotten at the bottom of the stack
+  until its deadline has passed: it is served if it still has time, else refused);
 * tells the interceptor how long each call waited and whether the queue was congested
   (``waited()``), so that work whose deadline has passed or cannot be met is never started and a
   call that spent half its deadline queued is refused instead.
@@ -45,8 +46,9 @@ class _Item:
 class AdmissionExecutor(futures.Executor):
     """``threads`` request threads behind an adaptive-LIFO queue. ``limit`` bounds the calls taken
     in (running plus queued; grpcio's ``maximum_concurrent_rpcs`` enforces it, ``on_limit`` is told
-    when it changes): it follows the measured service time so that a full queue holds about
-    ``queue_seconds`` of work, with room for at least ``threads`` queued and at most ``max_queue``."""
+    when it changes): it follows the measured service interval (``served``) so that a full queue
+    holds about ``queue_seconds`` of work, with room for at least ``threads`` queued and at most
+    ``max_queue``."""
 
     def __init__(
         self,
@@ -54,7 +56,7 @@ class AdmissionExecutor(futures.Executor):
         max_queue: int,
         queue_seconds: float = 0.02,
         target: float = 0.005,
-        interval: float = 0.1,
+        interval: float = 0.025,
         name: str = "peakrec-rpc",
     ):
         if threads < 1 or max_queue < 0:
@@ -63,7 +65,8 @@ class AdmissionExecutor(futures.Executor):
         self.limit = threads + max_queue  # until a service time has been measured
         self.on_limit: Callable[[int], None] | None = None
         self.target, self.interval = target, interval
-        self._service = 0.0  # seconds per call, moving average
+        self._gap = 0.0  # seconds between answers while calls wait, moving average
+        self._last_served: float | None = None  # the last answer while calls were waiting
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_Item] = deque()
         self._pending = 0  # queued + running: what grpcio counts against maximum_concurrent_rpcs
@@ -75,12 +78,20 @@ class AdmissionExecutor(futures.Executor):
         for worker in self._workers:
             worker.start()
 
-    def observe(self, seconds: float) -> None:
-        """A call took ``seconds`` to answer: the queue bound follows."""
-        if self._draining:
+    def served(self) -> None:
+        """A call ran the request path to its answer. While calls wait, the time between such answers
+        is the worker's real service interval (whatever the thread count and the GIL make of it), and
+        the queue bound is ``queue_seconds`` of them."""
+        now = time.monotonic()
+        if self._draining or not self._queue:  # idle: gaps measure arrivals, not service
+            self._last_served = None
             return
-        self._service += (seconds - self._service) * (0.05 if self._service else 1.0)
-        queue = round(self.queue_seconds * self.threads / max(self._service, 1e-6))
+        last, self._last_served = self._last_served, now
+        if last is None or now <= last:
+            return
+        gap = now - last
+        self._gap += (gap - self._gap) * (0.05 if self._gap else 1.0)
+        queue = round(self.queue_seconds / self._gap)
         limit = self.threads + min(self.max_queue, max(self.threads, queue))  # room for a burst
         if limit != self.limit:
             self.limit = limit

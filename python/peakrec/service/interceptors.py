@@ -64,11 +64,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
     method), so a token check goes before it.
     """
 
-    def __init__(
-        self, refusing: Callable[[], bool] | None = None, observe: Callable[[float], None] | None = None
-    ):
+    def __init__(self, refusing: Callable[[], bool] | None = None, served: Callable[[], None] | None = None):
         self.refusing = refusing
-        self.observe = observe  # told each answered call's service time (the admission queue's bound)
+        self.served = served  # told of each call answered by the request path (the queue's bound)
         self.draining_since: float | None = None  # time.monotonic() when the drain began
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
         self._logged: dict[tuple[str, str], float] = {}
@@ -156,8 +154,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             elapsed = time.perf_counter() - start
             latency.observe(elapsed)
             service_time[0] += (elapsed - service_time[0]) * (0.05 if service_time[0] else 1.0)
-            if self.observe is not None:
-                self.observe(elapsed)
+            if self.served is not None:
+                self.served()
             ok.inc()
             return reply
 

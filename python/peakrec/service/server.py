@@ -133,7 +133,7 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     )
 
     executor = AdmissionExecutor(opts.max_inflight, opts.max_queue, opts.queue_ms / 1000)
-    service = interceptors.ServiceInterceptor(observe=executor.observe)
+    service = interceptors.ServiceInterceptor(served=executor.served)
     public = grpc.server(
         executor,
         interceptors=observability.chain(opts.access_log, [service]),
