@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import peakrec
 import pytest
+import reference
 from conftest import demo_inputs
+from fusion import reciprocal_rank_fusion
 from peakrec.cli import main as cli_main
 from peakrec.errors import BundleError, InvalidInputError
 from peakrec.evaluation.search import mrr_ndcg
-from peakrec.pipeline import reference
 from peakrec.pipeline.search import fuse
-from peakrec.pipeline.synthetic import synthetic_bundle
 from peakrec.pipeline.types import Filters, Page, SearchRequest, Shopper
-from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.text import analyze, analyze_documents
+from synthetic import synthetic_bundle
 
 NOW = 1_762_000_000  # inside the demo catalogue's launch dates
 

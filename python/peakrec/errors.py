@@ -18,7 +18,3 @@ class NotFoundError(PeakrecError, KeyError):
 
 class BundleError(PeakrecError):
     """A bundle is missing, corrupt, or of an unsupported schema version."""
-
-
-class DegradedError(PeakrecError):
-    """Work could not finish within its budget."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from peakrec.errors import BundleError, DegradedError, InvalidInputError, NotFoundError
+from peakrec.errors import BundleError, InvalidInputError, NotFoundError
 from peakrec.service import metrics
 
 log = logging.getLogger("peakrec.service")
@@ -33,7 +33,6 @@ ERROR_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (BundleError, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (DegradedError, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 
