@@ -42,6 +42,8 @@ lint: venv
 	cargo clippy --release --all-targets -- -D warnings
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
+	# _core.pyi against the built module (needs `make build` first)
+	$(BIN)/python -m mypy.stubtest peakrec._core --mypy-config-file pyproject.toml
 
 fmt: venv
 	cargo fmt --all
