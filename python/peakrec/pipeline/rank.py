@@ -49,13 +49,15 @@ def rank_params(ranking: RankingConfig, search: SearchConfig) -> dict[tuple[str,
             pool_factor=r.candidates_factor,
             limited_sources=LIMITED_SOURCES,
         )
-        # Search: the query decides relevance; the shop's terms apply as on the storefront.
+        # Search: the query decides relevance; the shop's terms apply as on the storefront, scaled
+        # to the text relevance by terms_weight.
+        w = search.terms_weight
         out[SEARCH, stage] = _core.RankParams(
-            new_boost=r.new_item_boost,
+            new_boost=r.new_item_boost * w,
             new_window=window,
             new_max_share=r.new_item_max_share,
-            presale_boost=r.presale_boost,
-            member_boost=member,
+            presale_boost=r.presale_boost * w,
+            member_boost=member * w,
             max_per_brand=search.max_per_brand,
             max_per_category=search.max_per_category,
         )
@@ -79,6 +81,7 @@ class Ranker:
         self.catalog = catalog
         self.rules = rules
         self.params = rank_params(ranking, search)
+        self.search_terms_weight = search.terms_weight
         self.category_of = np.asarray(bundle.items.category)
         self.n_categories = len(bundle.vocab["categories"])
         campaigns = bundle.vocab.get("campaigns", [])
@@ -105,7 +108,7 @@ class Ranker:
         self._campaign_times = sorted(
             {int(t) for t in (*self.campaign_start, *self.campaign_end) if t not in _NO_TIME_BOUND}
         )
-        self._campaign_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._campaign_cache: dict[tuple[int, int, float], np.ndarray] = {}
 
     def stage(self, req: Request) -> RankOutput:
         resolved = req.resolved
@@ -132,7 +135,8 @@ class Ranker:
         campaign_boost = members = considered = None
         if kind != SIMILAR_ITEMS and params is not self.params["search-text", ""]:
             if len(self.campaign_boosts):
-                campaign_boost = self.campaign_boost(resolved.segments, req.now)
+                scale = self.search_terms_weight if kind == SEARCH else 1.0
+                campaign_boost = self.campaign_boost(resolved.segments, req.now, scale)
             if len(resolved.member_brands) and params.member_boost:
                 members = self.rules.member_mask(resolved.member_brands)
             if params.considered_boost and len(resolved.recent_rows):
@@ -167,16 +171,17 @@ class Ranker:
             now=req.now,
         )
 
-    def campaign_boost(self, segments: int, now: int) -> np.ndarray:
-        """float32[campaigns]: each campaign's boost if it runs at ``now`` (start <= now < end)
-        and is aimed at one of ``segments``, else 0. Cached by segments and time interval."""
+    def campaign_boost(self, segments: int, now: int, scale: float = 1.0) -> np.ndarray:
+        """float32[campaigns]: each campaign's boost (times ``scale``) if it runs at ``now``
+        (start <= now < end) and is aimed at one of ``segments``, else 0. Cached by segments,
+        time interval and scale."""
         interval = bisect.bisect_right(self._campaign_times, now)
-        key = (segments, interval)
+        key = (segments, interval, scale)
         boost = self._campaign_cache.get(key)
         if boost is None:
             aimed = ((self.campaign_segments & np.uint64(segments)) != 0) | self.campaign_everyone
             running = (self.campaign_start <= now) & (now < self.campaign_end)
-            boost = np.where(aimed & running, self.campaign_boosts, 0).astype(np.float32)
+            boost = np.where(aimed & running, self.campaign_boosts * scale, 0).astype(np.float32)
             boost.flags.writeable = False
             if len(self._campaign_cache) >= _CACHE_LIMIT:
                 self._campaign_cache.clear()
