@@ -158,8 +158,12 @@ class Recommender:
             return self._fallback(req, t)
         out = self.ranker.stage(req)
         req.lap("rank", t)
-        eligible = next((c.eligible_count for c in req.candidates if c.eligible_count is not None), None)
-        req.degraded |= any(c.partial for c in req.candidates)
+        eligible = None  # the first source that knows it (the ann source's count or estimate)
+        for c in req.candidates:
+            if eligible is None:
+                eligible = c.eligible_count
+            if c.partial:
+                req.degraded = True
         return respond(req, out, self.ids, self.version, req.resolved.cold, eligible)
 
     def _fallback(self, req: Request, since: float) -> Recommendation:
