@@ -19,6 +19,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from peakrec.bundle.manifest import write_current
 from peakrec.pipeline.recommender import Recommender
 from peakrec.pipeline.types import Recommendation
 from peakrec.service.worker import Engine
@@ -36,7 +37,7 @@ def write_bundle(bundles: Path, version: str, n_items: int, n_users: int, dim: i
     bundle = synthetic_bundle(n_items=n_items, n_users=n_users, dim=dim, index_factory=factory, seed=7)
     faiss.write_index(bundle.index, str(path / "index.faiss"))
     (path / "synthetic.json").write_text(json.dumps(params))
-    (bundles / "CURRENT").write_text(version + "\n")
+    write_current(bundles, version)
     return path
 
 
