@@ -1,5 +1,5 @@
 """Search end to end in process: the bundle's text files, then ``Recommender.search`` against
-brute-force oracles (eligibility from ``peakrec.pipeline.reference``, matches from the analyzer run
+brute-force oracles (eligibility from ``reference`` (tests/reference.py), matches from the analyzer run
 over every item), bad input, degraded queries, paging and ``peakrec eval search``."""
 
 from __future__ import annotations
