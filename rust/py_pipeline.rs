@@ -1,9 +1,10 @@
 //! Bindings of the request path's kernels: eligibility bitsets and ranking.
 //!
 //! A `Catalog` holds the bundle's item columns (read-only, usually memory-mapped) once per bundle;
-//! a `Rules` holds one request's restrictions and the live item state. Every call borrows the
-//! arrays zero-copy and releases the GIL around the work, except for small batches (see
-//! `DETACH_ABOVE`).
+//! a `RankParams` the weights and caps of one kind of page, also once per bundle; a `Rules` one
+//! request's restrictions and the live item state, which other threads and processes update in
+//! place and which is therefore read through atomics. Every call borrows the arrays zero-copy and
+//! releases the GIL around the work, except for small batches (see `DETACH_ABOVE`).
 
 use crate::error::{invalid, Result};
 use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
