@@ -37,12 +37,12 @@ test-python: build
 bench: build
 	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
 
-lint: venv
+lint: build  # stubtest checks _core.pyi against the built module
 	cargo fmt --all --check
 	cargo clippy --release --all-targets -- -D warnings
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
-	# _core.pyi against the built module (needs `make build` first)
+	# _core.pyi against the built module
 	$(BIN)/python -m mypy.stubtest peakrec._core --mypy-config-file pyproject.toml
 
 fmt: venv
