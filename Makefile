@@ -55,13 +55,15 @@ bench: build loadgen
 bench-report: venv
 	$(BIN)/python scripts/bench_report.py bench/results/latest.json --readme README.md --plots docs/bench
 
-lint: venv
+lint: build  # stubtest checks _core.pyi against the built module
 	cargo fmt --all --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo fmt --manifest-path bench/loadgen/Cargo.toml --check
 	cargo clippy --release --manifest-path bench/loadgen/Cargo.toml -- -D warnings
 	$(BIN)/ruff check python tests bench scripts
 	$(BIN)/ruff format --check python tests bench scripts
+	# _core.pyi against the built module
+	$(BIN)/python -m mypy.stubtest peakrec._core --mypy-config-file pyproject.toml
 
 fmt: venv
 	cargo fmt --all

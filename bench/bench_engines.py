@@ -1,9 +1,11 @@
 """Engines for the service benchmark, each loaded by `peakrec serve --engine MODULE` in its workers.
 
 A benchmark bundle directory holds `synthetic.json` (the parameters of a
-`peakrec.pipeline.synthetic` catalogue, regenerated identically in every worker) and `index.faiss`
+`tests/synthetic.py` catalogue, regenerated identically in every worker) and `index.faiss`
 (built once, then mapped read-only by every worker); a real bundle directory (with manifest.json)
 is loaded with `peakrec.load_bundle`.
+
+Each module's ``ENGINE`` (a ``peakrec.service.worker.Engine``) is what the workers serve with.
 
 * ``bench_engines`` — the real request path: ``peakrec.Recommender``.
 * ``bench_engines_empty`` — (a) answers every RPC with the same 100-item page, no work.
@@ -17,11 +19,13 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from peakrec.bundle.manifest import write_current
 from peakrec.pipeline.recommender import Recommender
-from peakrec.pipeline.synthetic import synthetic_bundle
 from peakrec.pipeline.types import Recommendation
+from peakrec.service.worker import Engine
+from synthetic import synthetic_bundle
 
-__all__ = ["Recommender", "load_bundle"]
+__all__ = ["ENGINE", "load_bundle"]
 EF_SEARCH = 128
 
 
@@ -33,7 +37,7 @@ def write_bundle(bundles: Path, version: str, n_items: int, n_users: int, dim: i
     bundle = synthetic_bundle(n_items=n_items, n_users=n_users, dim=dim, index_factory=factory, seed=7)
     faiss.write_index(bundle.index, str(path / "index.faiss"))
     (path / "synthetic.json").write_text(json.dumps(params))
-    (bundles / "CURRENT").write_text(version + "\n")
+    write_current(bundles, version)
     return path
 
 
@@ -74,7 +78,17 @@ def bare_search(bundle, user_id: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     return scores[0], rows[0]
 
 
-class FaissOnly:
+class StorefrontOnly:
+    """A stand-in that serves Storefront alone (the service benchmark's other RPCs are unused)."""
+
+    def search(self, request) -> Recommendation:
+        raise NotImplementedError("search: not in this benchmark engine")
+
+    def similar_items(self, request) -> Recommendation:
+        raise NotImplementedError("similar_items: not in this benchmark engine")
+
+
+class FaissOnly(StorefrontOnly):
     def __init__(self, bundle, state=None):
         self.bundle = bundle
 
@@ -89,7 +103,7 @@ class FaissOnly:
         )
 
 
-class Empty:
+class Empty(StorefrontOnly):
     def __init__(self, bundle, state=None):
         self.bundle = bundle
         rows = np.arange(100, dtype=np.int64)
@@ -102,3 +116,6 @@ class Empty:
 
     def storefront(self, request) -> Recommendation:
         return self.page
+
+
+ENGINE = Engine(load_bundle, Recommender)

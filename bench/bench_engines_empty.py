@@ -1,6 +1,6 @@
 """(a) of the service benchmark: the same 100-item page for every request, no work."""
 
-from bench_engines import Empty as Recommender
-from bench_engines import load_bundle
+from bench_engines import Empty, load_bundle
+from peakrec.service.worker import Engine
 
-__all__ = ["Recommender", "load_bundle"]
+ENGINE = Engine(load_bundle, Empty)

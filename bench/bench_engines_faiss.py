@@ -1,6 +1,6 @@
 """(b) of the service benchmark: a bare FAISS search for the shopper's vector."""
 
-from bench_engines import FaissOnly as Recommender
-from bench_engines import load_bundle
+from bench_engines import FaissOnly, load_bundle
+from peakrec.service.worker import Engine
 
-__all__ = ["Recommender", "load_bundle"]
+ENGINE = Engine(load_bundle, FaissOnly)

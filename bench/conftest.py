@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+
+# The test-only modules (synthetic catalogues, numpy references) live in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 RATIOS: list[tuple[str, float, float | None]] = []
 

@@ -13,9 +13,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 from peakrec import Recommender, _core
-from peakrec.pipeline.synthetic import NOW, open_catalog, synthetic_bundle
-from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
+from peakrec.config import RetrievalConfig
+from peakrec.retrieval.search import exact_search, retrieve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from peakrec.state import ItemState
+from synthetic import NOW, open_catalog, synthetic_bundle  # noqa: E402
 
 faiss.omp_set_num_threads(1)
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000

@@ -15,10 +15,10 @@ import faiss
 import numpy as np
 import pytest
 from peakrec import Recommender, _core
-from peakrec.pipeline.reference import eligible_mask, filter_rank_brand_cap
-from peakrec.pipeline.synthetic import NOW, synthetic_bundle
 from peakrec.pipeline.types import Page, Shopper, StorefrontRequest
 from peakrec.state import ItemState
+from reference import eligible_mask, filter_rank_brand_cap
+from synthetic import NOW, synthetic_bundle
 
 N_ITEMS = 1_000_000
 CACHE = Path.home() / ".cache" / "peakrec-bench" / f"hnsw32-{N_ITEMS}-64.faiss"
@@ -122,10 +122,10 @@ def test_rust_filter_rank_brand_cap_vs_numpy(benchmark, big):
     sources = np.ones(1000, np.uint8)
     rules = _core.Rules(state.stock, state.price, state.available, 0, NOW)
 
+    params = _core.RankParams(max_per_brand=5)
+
     def ours():
-        return rec.catalog.rank(
-            rules, rows, relevance, sources, page=0, page_size=K, now=NOW, max_per_brand=5
-        )
+        return rec.catalog.rank(rules, rows, relevance, sources, params, page=0, page_size=K, now=NOW)
 
     def numpy_version():
         return filter_rank_brand_cap(

@@ -1,10 +1,9 @@
 //! Bindings of the filtered HNSW search (`peakrec_core::hnsw`) over a FAISS index's own arrays.
 
+use crate::error::{invalid, Result};
 use crate::py_pipeline::{eligibility, slice, Catalog, Rules};
-use crate::to_py_err;
 use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
 use peakrec_core::hnsw::{All, Graph, Unaligned, Value};
-use peakrec_core::CoreError;
 use pyo3::prelude::*;
 
 /// A FAISS `IndexHNSWFlat`'s graph and vectors, viewed in place (see `peakrec.retrieval.hnsw`):
@@ -25,7 +24,7 @@ pub struct HnswGraph {
 }
 
 impl HnswGraph {
-    fn graph<'a>(&'a self, py: Python<'a>) -> PyResult<Graph<'a>> {
+    fn graph<'a>(&'a self, py: Python<'a>) -> Result<Graph<'a>> {
         let half = self
             .half
             .as_ref()
@@ -50,8 +49,8 @@ fn packed<'a, T: Value>(
     py: Python<'a>,
     bytes: &'a Py<PyArray1<u8>>,
     name: &str,
-) -> PyResult<Unaligned<'a, T>> {
-    Unaligned::new(slice(py, bytes.bind(py), name)?).map_err(|e| to_py_err(py, e))
+) -> Result<Unaligned<'a, T>> {
+    Ok(Unaligned::new(slice(py, bytes.bind(py), name)?)?)
 }
 
 #[pymethods]
@@ -72,7 +71,7 @@ impl HnswGraph {
         entry_point: i32,
         max_level: i32,
         inner_product: bool,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let graph = HnswGraph {
             neighbors,
             offsets,
@@ -86,7 +85,7 @@ impl HnswGraph {
             inner_product,
         };
         let g = graph.graph(py)?;
-        py.detach(|| g.check()).map_err(|e| to_py_err(py, e))?;
+        py.detach(|| g.check())?;
         Ok(graph)
     }
 
@@ -110,7 +109,7 @@ fn hnsw_search<'py>(
     query: &Bound<'py, PyArray1<f32>>,
     k: usize,
     ef: usize,
-) -> PyResult<(
+) -> Result<(
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<f32>>,
     usize,
@@ -120,29 +119,22 @@ fn hnsw_search<'py>(
     let g = graph.graph(py)?;
     let query = slice(py, query, "query")?;
     if query.iter().any(|v| !v.is_finite()) {
-        return Err(to_py_err(
-            py,
-            CoreError::InvalidInput("query vector must be finite".into()),
-        ));
+        return Err(invalid("query vector must be finite"));
     }
     let found = match rules {
         None => py.detach(|| g.search(query, k, ef, All)),
         Some(rules) => {
             let e = eligibility(py, catalog, rules)?;
             if e.len() != g.len() {
-                return Err(to_py_err(
-                    py,
-                    CoreError::InvalidInput(format!(
-                        "hnsw graph has {} nodes, the catalogue {} items",
-                        g.len(),
-                        e.len()
-                    )),
-                ));
+                return Err(invalid(format!(
+                    "hnsw graph has {} nodes, the catalogue {} items",
+                    g.len(),
+                    e.len()
+                )));
             }
             py.detach(|| g.search(query, k, ef, e))
         }
-    }
-    .map_err(|e| to_py_err(py, e))?;
+    }?;
     Ok((
         PyArray1::from_slice(py, &found.rows),
         PyArray1::from_slice(py, &found.scores),

@@ -1,51 +1,64 @@
 //! Bindings of the request path's kernels: eligibility bitsets and ranking.
 //!
 //! A `Catalog` holds the bundle's item columns (read-only, usually memory-mapped) once per bundle;
-//! a `Rules` holds one request's restrictions and the live item state. Every call borrows the
-//! arrays zero-copy and releases the GIL around the work, except for small batches (see
-//! `DETACH_ABOVE`).
+//! a `RankParams` the weights and caps of one kind of page, also once per bundle; a `Rules` one
+//! request's restrictions and the live item state, which other threads and processes update in
+//! place and which is therefore read through atomics. Every call borrows the arrays zero-copy and
+//! releases the GIL around the work, except for small batches (see `DETACH_ABOVE`).
 
-use crate::to_py_err;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use crate::error::{invalid, Result};
+use numpy::{Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
     self as elig, Eligibility, ItemColumns, LiveState, Records, Rules as CoreRules,
 };
-use peakrec_core::rank::{self, RankColumns, RankParams};
-use peakrec_core::CoreError;
+use peakrec_core::rank::{self, RankColumns, RankParams as CoreRankParams};
 use pyo3::prelude::*;
-
-fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
-    to_py_err(py, CoreError::InvalidInput(message.into()))
-}
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8};
 
 /// The elements of a C-contiguous array, read without rust-numpy's borrow tracking.
 ///
 /// A tracked borrow costs ~150 ns (an entry taken and released in a global hash map), and a
 /// request took twenty: 3 µs of a 6 µs call to rank nothing. The tracking only guards against a
-/// writable borrow taken through rust-numpy, which this crate never takes. It never covered
-/// writes from Python or from other processes: the live state (stock, price, availability) is
-/// updated in place while requests read it, one aligned scalar at a time (a race in Rust's
-/// memory model, as it was with tracking; on the hardware a read sees the old or the new value).
-pub(crate) fn slice<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
-    py: Python<'_>,
+/// writable borrow taken through rust-numpy, which this crate never takes. The arrays read this
+/// way are never written while a request reads them (bundle columns, request masks); the live
+/// state, which is, goes through [`atomic_slice`].
+pub(crate) fn slice<'a, T: Element, D: numpy::ndarray::Dimension>(
+    _py: Python<'_>,
     arr: &'a Bound<'_, numpy::PyArray<T, D>>,
     name: &str,
-) -> PyResult<&'a [T]> {
+) -> Result<&'a [T]> {
     // `as_slice` also takes Fortran order, which would be read transposed.
     let c_order = arr.is_c_contiguous();
-    // SAFETY: no `&mut` to these elements exists in this crate (see above).
+    // SAFETY: no `&mut` to these elements exists in this crate, and nothing writes them while
+    // the slice lives (see above).
     unsafe { arr.as_slice() }
         .ok()
         .filter(|_| c_order)
-        .ok_or_else(|| invalid(py, format!("{name} must be a C-contiguous array")))
+        .ok_or_else(|| invalid(format!("{name} must be a C-contiguous array")))
+}
+
+/// A live-state column (updated in place by other threads and processes while requests read
+/// it) as atomics `A` of the same size and alignment as `T`, so every read is an atomic load.
+fn atomic_slice<'a, T: Element, A>(arr: &'a Bound<'_, PyArray1<T>>, name: &str) -> Result<&'a [A]> {
+    const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<A>()) };
+    let ptr = arr.data();
+    if !arr.is_c_contiguous() || !(ptr as usize).is_multiple_of(std::mem::align_of::<A>()) {
+        return Err(invalid(format!(
+            "{name} must be an aligned C-contiguous array"
+        )));
+    }
+    // SAFETY: the array keeps `len` elements of `T` alive at `ptr` for 'a, aligned for `A`, and
+    // `A` is an atomic of `T`'s size, so the memory is a valid `[A]`. Any concurrent write is
+    // another process's or numpy's store of a whole aligned element; this crate only loads.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<A>(), arr.len()) })
 }
 
 fn opt_slice<'a>(
     py: Python<'_>,
     arr: Option<&'a Bound<'_, PyArray1<u8>>>,
     name: &str,
-) -> PyResult<Option<&'a [u8]>> {
+) -> Result<Option<&'a [u8]>> {
     arr.map(|a| slice(py, a, name)).transpose()
 }
 
@@ -131,7 +144,7 @@ impl Rules {
 }
 
 impl Catalog {
-    pub(crate) fn items<'a>(&'a self, py: Python<'a>) -> PyResult<ItemColumns<'a>> {
+    pub(crate) fn items<'a>(&'a self, py: Python<'a>) -> Result<ItemColumns<'a>> {
         let regions = self.regions.bind(py);
         Ok(ItemColumns {
             brand: slice(py, self.brand.bind(py), "brand")?,
@@ -146,11 +159,13 @@ impl Catalog {
         })
     }
 
-    fn rank_columns<'a>(&'a self, py: Python<'a>) -> PyResult<RankColumns<'a>> {
+    fn rank_columns<'a>(&'a self, py: Python<'a>) -> Result<RankColumns<'a>> {
         Ok(RankColumns {
             brand: slice(py, self.brand.bind(py), "brand")?,
             category: slice(py, self.category.bind(py), "category")?,
             launch_ts: slice(py, self.launch_ts.bind(py), "launch_ts")?,
+            presale_start: slice(py, self.presale_start.bind(py), "presale_start")?,
+            presale_end: slice(py, self.presale_end.bind(py), "presale_end")?,
             campaigns: slice(py, self.campaigns.bind(py), "campaigns")?,
             popularity: slice(py, self.popularity.bind(py), "popularity")?,
             packed: self.packed.as_ref().map(Records::as_slice),
@@ -163,11 +178,11 @@ pub(crate) fn eligibility<'a>(
     py: Python<'a>,
     catalog: &'a Catalog,
     r: &'a Rules,
-) -> PyResult<Eligibility<'a>> {
+) -> Result<Eligibility<'a>> {
     let live = LiveState {
-        stock: slice(py, r.stock.bind(py), "stock")?,
-        price: slice(py, r.price.bind(py), "price")?,
-        available: slice(py, r.available.bind(py), "available")?,
+        stock: atomic_slice::<i32, AtomicI32>(r.stock.bind(py), "stock")?,
+        price: atomic_slice::<f32, AtomicU32>(r.price.bind(py), "price")?,
+        available: atomic_slice::<u8, AtomicU8>(r.available.bind(py), "available")?,
     };
     let excluded: &[i64] = match &r.excluded {
         Some(e) => slice(py, e.bind(py), "excluded")?,
@@ -185,7 +200,7 @@ pub(crate) fn eligibility<'a>(
         member_brands: opt(&r.member_brands, "member_brands")?,
         excluded,
     };
-    Eligibility::new(catalog.items(py)?, live, rules).map_err(|e| to_py_err(py, e))
+    Ok(Eligibility::new(catalog.items(py)?, live, rules)?)
 }
 
 #[pymethods]
@@ -203,7 +218,7 @@ impl Catalog {
         member_only: Py<PyArray1<u8>>,
         campaigns: Py<PyArray1<u64>>,
         popularity: Py<PyArray1<f32>>,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let n = brand.bind(py).len();
         let mut catalog = Catalog {
             brand,
@@ -227,13 +242,12 @@ impl Catalog {
                 ("popularity", cols.popularity.len()),
             ] {
                 if len != n {
-                    return Err(invalid(
-                        py,
-                        format!("items/{name} has {len} rows, items/brand has {n}"),
-                    ));
+                    return Err(invalid(format!(
+                        "items/{name} has {len} rows, items/brand has {n}"
+                    )));
                 }
             }
-            elig::pack(&items, cols.campaigns, cols.popularity).map_err(|e| to_py_err(py, e))?
+            elig::pack(&items, cols.campaigns, cols.popularity)?
         };
         catalog.packed = Some(packed);
         Ok(catalog)
@@ -249,7 +263,7 @@ impl Catalog {
         &self,
         py: Python<'py>,
         rules: &Rules,
-    ) -> PyResult<(Bound<'py, PyArray1<u64>>, usize)> {
+    ) -> Result<(Bound<'py, PyArray1<u64>>, usize)> {
         let e = eligibility(py, self, rules)?;
         let (words, count) = py.detach(|| {
             let set = e.bitset();
@@ -261,7 +275,7 @@ impl Catalog {
 
     /// Estimated fraction of eligible items from `samples` evenly spread rows.
     #[pyo3(signature = (rules, samples=2048))]
-    fn sample_fraction(&self, py: Python<'_>, rules: &Rules, samples: usize) -> PyResult<f64> {
+    fn sample_fraction(&self, py: Python<'_>, rules: &Rules, samples: usize) -> Result<f64> {
         let e = eligibility(py, self, rules)?;
         Ok(py.detach(|| e.sample_fraction(samples)))
     }
@@ -272,7 +286,7 @@ impl Catalog {
         py: Python<'py>,
         rules: &Rules,
         rows: &Bound<'py, PyArray1<i64>>,
-    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    ) -> Result<Bound<'py, PyArray1<u8>>> {
         let e = eligibility(py, self, rules)?;
         let rows = slice(py, rows, "rows")?;
         let ok = detach_if_large(py, rows.len(), || e.check_rows(rows));
@@ -281,12 +295,11 @@ impl Catalog {
 
     /// Ranks candidates into one page: `(rows int64, scores float32, reasons uint32, pool)`.
     ///
-    /// Ineligible candidates are dropped when `rules` is given; duplicates are merged.
-    /// `campaign_boost` is `float32[<=64]` (zero for campaigns not aimed at this shopper).
-    #[pyo3(signature = (rules, rows, relevance, sources, *, page, page_size, now, relevance_weight=1.0,
-                        popularity_weight=0.0, new_boost=0.0, new_window=0, new_slots=0, campaign_boost=None,
-                        member_boost=0.0, considered_boost=0.0, max_per_brand=0, max_per_category=0,
-                        member_brands=None, considered_categories=None, pool_per_page=0.0, limited_sources=0))]
+    /// Ineligible candidates are dropped when `rules` is given; duplicates are merged. `params`
+    /// holds the weights and caps (built once per bundle and stage); `campaign_boost` is
+    /// `float32[<=64]` (zero for campaigns not aimed at this shopper or not running at `now`).
+    #[pyo3(signature = (rules, rows, relevance, sources, params, *, page, page_size, now,
+                        campaign_boost=None, member_brands=None, considered_categories=None))]
     #[allow(clippy::too_many_arguments)]
     fn rank<'py>(
         &self,
@@ -295,52 +308,26 @@ impl Catalog {
         rows: &Bound<'py, PyArray1<i64>>,
         relevance: &Bound<'py, PyArray1<f32>>,
         sources: &Bound<'py, PyArray1<u8>>,
+        params: &RankParams,
         page: usize,
         page_size: usize,
         now: i64,
-        relevance_weight: f32,
-        popularity_weight: f32,
-        new_boost: f32,
-        new_window: i64,
-        new_slots: usize,
         campaign_boost: Option<&Bound<'py, PyArray1<f32>>>,
-        member_boost: f32,
-        considered_boost: f32,
-        max_per_brand: usize,
-        max_per_category: usize,
         member_brands: Option<&Bound<'py, PyArray1<u8>>>,
         considered_categories: Option<&Bound<'py, PyArray1<u8>>>,
-        pool_per_page: f32,
-        limited_sources: u32,
-    ) -> PyResult<RankOutput<'py>> {
+    ) -> Result<RankOutput<'py>> {
         let mut boosts = [0f32; 64];
         if let Some(cbst) = campaign_boost {
             let s = slice(py, cbst, "campaign_boost")?;
             if s.len() > 64 {
-                return Err(invalid(
-                    py,
-                    format!("campaign_boost has {} entries, at most 64", s.len()),
-                ));
+                return Err(invalid(format!(
+                    "campaign_boost has {} entries, at most 64",
+                    s.len()
+                )));
             }
             boosts[..s.len()].copy_from_slice(s);
         }
-        let params = RankParams {
-            relevance: relevance_weight,
-            popularity: popularity_weight,
-            new_boost,
-            new_window,
-            new_slots,
-            campaign_boost: boosts,
-            member_boost,
-            considered_boost,
-            max_per_brand,
-            max_per_category,
-            now,
-            page,
-            page_size,
-            pool_per_page,
-            limited_sources,
-        };
+        let params = params.for_page(page, page_size, now, boosts);
         let e = rules.map(|r| eligibility(py, self, r)).transpose()?;
         let cols = self.rank_columns(py)?;
         let (rows, relevance, sources) = (
@@ -362,7 +349,7 @@ impl Catalog {
                 sources,
             )
         };
-        let ranked = detach_if_large(py, rows.len(), work).map_err(|err| to_py_err(py, err))?;
+        let ranked = detach_if_large(py, rows.len(), work)?;
         // Copies into numpy-owned arrays: for a page cheaper than wrapping the Vecs.
         Ok((
             PyArray1::from_slice(py, &ranked.rows),
@@ -370,6 +357,146 @@ impl Catalog {
             PyArray1::from_slice(py, &ranked.reasons),
             ranked.pool,
         ))
+    }
+}
+
+/// The weights and caps of one kind of page (a lifecycle stage's storefront, search, similar
+/// items, the fallback): built once per bundle, passed to every `Catalog.rank` call.
+#[pyclass(frozen, module = "peakrec._core")]
+pub struct RankParams {
+    #[pyo3(get)]
+    relevance_weight: f32,
+    #[pyo3(get)]
+    popularity_weight: f32,
+    #[pyo3(get)]
+    new_boost: f32,
+    #[pyo3(get)]
+    new_window: i64,
+    #[pyo3(get)]
+    new_reserved_share: f32,
+    #[pyo3(get)]
+    new_max_share: f32,
+    #[pyo3(get)]
+    presale_boost: f32,
+    #[pyo3(get)]
+    member_boost: f32,
+    #[pyo3(get)]
+    considered_boost: f32,
+    #[pyo3(get)]
+    max_per_brand: usize,
+    #[pyo3(get)]
+    max_per_category: usize,
+    #[pyo3(get)]
+    pool_factor: f32,
+    #[pyo3(get)]
+    limited_sources: u32,
+}
+
+#[pymethods]
+impl RankParams {
+    /// `new_reserved_share` of each page is reserved for new items (launched within
+    /// `new_window` seconds) and at most `new_max_share` of it may be new (1 = no cap).
+    /// `pool_factor`: page `j` is chosen among the first `(j + 1) * page_size * pool_factor`
+    /// candidates of the `limited_sources` (0 = one pool for every page).
+    #[new]
+    #[pyo3(signature = (*, relevance_weight=1.0, popularity_weight=0.0, new_boost=0.0, new_window=0,
+                        new_reserved_share=0.0, new_max_share=1.0, presale_boost=0.0, member_boost=0.0,
+                        considered_boost=0.0, max_per_brand=0, max_per_category=0, pool_factor=0.0,
+                        limited_sources=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        relevance_weight: f32,
+        popularity_weight: f32,
+        new_boost: f32,
+        new_window: i64,
+        new_reserved_share: f32,
+        new_max_share: f32,
+        presale_boost: f32,
+        member_boost: f32,
+        considered_boost: f32,
+        max_per_brand: usize,
+        max_per_category: usize,
+        pool_factor: f32,
+        limited_sources: u32,
+    ) -> Result<Self> {
+        let weights = [
+            relevance_weight,
+            popularity_weight,
+            new_boost,
+            presale_boost,
+            member_boost,
+            considered_boost,
+            pool_factor,
+        ];
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(invalid("rank weights must be finite"));
+        }
+        for (name, share) in [
+            ("new_reserved_share", new_reserved_share),
+            ("new_max_share", new_max_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(invalid(format!("{name} must be in [0, 1], got {share}")));
+            }
+        }
+        if pool_factor < 0.0 || new_window < 0 {
+            return Err(invalid("pool_factor and new_window must not be negative"));
+        }
+        Ok(RankParams {
+            relevance_weight,
+            popularity_weight,
+            new_boost,
+            new_window,
+            new_reserved_share,
+            new_max_share,
+            presale_boost,
+            member_boost,
+            considered_boost,
+            max_per_brand,
+            max_per_category,
+            pool_factor,
+            limited_sources,
+        })
+    }
+}
+
+impl RankParams {
+    /// The core's parameters for one page of `page_size` at `now`.
+    fn for_page(
+        &self,
+        page: usize,
+        page_size: usize,
+        now: i64,
+        campaign_boost: [f32; 64],
+    ) -> CoreRankParams {
+        let size = page_size as f64;
+        let new_slots = (self.new_reserved_share as f64 * size).floor() as usize;
+        let max_new = if self.new_max_share >= 1.0 {
+            0
+        } else {
+            ((self.new_max_share as f64 * size).floor() as usize)
+                .max(new_slots)
+                .max(1)
+        };
+        CoreRankParams {
+            relevance: self.relevance_weight,
+            popularity: self.popularity_weight,
+            new_boost: self.new_boost,
+            new_window: self.new_window,
+            new_slots,
+            max_new,
+            presale_boost: self.presale_boost,
+            campaign_boost,
+            member_boost: self.member_boost,
+            considered_boost: self.considered_boost,
+            max_per_brand: self.max_per_brand,
+            max_per_category: self.max_per_category,
+            now,
+            page,
+            page_size,
+            pool_per_page: (size * self.pool_factor as f64) as f32,
+            limited_sources: self.limited_sources,
+        }
     }
 }
 
@@ -385,7 +512,7 @@ type RankOutput<'py> = (
 fn bitset_rows<'py>(
     py: Python<'py>,
     words: &Bound<'py, PyArray1<u64>>,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+) -> Result<Bound<'py, PyArray1<i64>>> {
     let words = slice(py, words, "words")?;
     let rows = py.detach(|| Bitset::from_words(words.to_vec(), words.len() * 64).rows());
     Ok(rows.into_pyarray(py))
@@ -394,6 +521,7 @@ fn bitset_rows<'py>(
 pub fn register(m: &Bound<PyModule>) -> PyResult<()> {
     m.add_class::<Catalog>()?;
     m.add_class::<Rules>()?;
+    m.add_class::<RankParams>()?;
     m.add_function(wrap_pyfunction!(bitset_rows, m)?)?;
     m.add("REASON_NEW", rank::REASON_NEW)?;
     m.add("REASON_CAMPAIGN", rank::REASON_CAMPAIGN)?;
@@ -402,5 +530,6 @@ pub fn register(m: &Bound<PyModule>) -> PyResult<()> {
     m.add("REASON_POPULAR", rank::REASON_POPULAR)?;
     m.add("REASON_RESERVED", rank::REASON_RESERVED)?;
     m.add("REASON_CAP_RELAXED", rank::REASON_CAP_RELAXED)?;
+    m.add("REASON_PRESALE", rank::REASON_PRESALE)?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Bindings of `peakrec_core::text`: the analyzer, the BM25 index build, and search over index
 //! arrays held as numpy arrays (in memory or memory-mapped), with the GIL released around the work.
 
+use crate::error::Result;
 use crate::py_pipeline::slice;
-use crate::to_py_err;
 use numpy::{IntoPyArray, PyArray1, PyUntypedArrayMethods};
 use peakrec_core::text::{self, Bm25Params, Hits, IndexParts};
 use peakrec_core::{with_threads, CoreError};
@@ -41,20 +41,19 @@ fn text_analyze_batch(
     brands: Option<Vec<String>>,
     categories: Option<Vec<String>>,
     n_threads: Option<usize>,
-) -> PyResult<Vec<Vec<String>>> {
-    py.detach(|| {
+) -> Result<Vec<Vec<String>>> {
+    Ok(py.detach(|| {
         with_threads(n_threads, || {
             text::analyze_documents(&titles, brands.as_deref(), categories.as_deref())
         })
         .and_then(|r| r)
-    })
-    .map_err(|e| to_py_err(py, e))
+    })?)
 }
 
 /// Raises `InvalidInputError` for an empty or whitespace-only query or one over 256 characters.
 #[pyfunction]
-fn text_check_query(py: Python<'_>, query: &str) -> PyResult<()> {
-    text::check_query(query).map_err(|e| to_py_err(py, e))
+fn text_check_query(query: &str) -> Result<()> {
+    Ok(text::check_query(query)?)
 }
 
 /// Builds the BM25 index; returns `(arrays, avg_doc_len)` with `arrays` a dict of numpy arrays
@@ -69,16 +68,14 @@ fn text_build<'py>(
     k1: f32,
     b: f32,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyDict>, f64)> {
+) -> Result<(Bound<'py, PyDict>, f64)> {
     let params = Bm25Params { k1, b };
-    let data = py
-        .detach(|| {
-            with_threads(n_threads, || {
-                text::build(&titles, brands.as_deref(), categories.as_deref(), params)
-            })
-            .and_then(|r| r)
+    let data = py.detach(|| {
+        with_threads(n_threads, || {
+            text::build(&titles, brands.as_deref(), categories.as_deref(), params)
         })
-        .map_err(|e| to_py_err(py, e))?;
+        .and_then(|r| r)
+    })?;
     drop(titles);
     let arrays = PyDict::new(py);
     arrays.set_item("vocab_bytes", data.vocab_bytes.into_pyarray(py))?;
@@ -119,7 +116,7 @@ impl TextIndexCore {
         &self,
         py: Python<'_>,
         work: impl FnOnce(IndexParts<'_>) -> R + Send,
-    ) -> PyResult<R> {
+    ) -> Result<R> {
         let parts = IndexParts {
             vocab_bytes: slice(py, self.vocab_bytes.bind(py), "vocab_bytes")?,
             vocab_offsets: slice(py, self.vocab_offsets.bind(py), "vocab_offsets")?,
@@ -168,7 +165,7 @@ impl TextIndexCore {
         block_max_score: Py<PyArray1<f32>>,
         k1: f32,
         verify: bool,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let index = TextIndexCore {
             vocab_bytes,
             vocab_offsets,
@@ -183,15 +180,13 @@ impl TextIndexCore {
             block_max_score,
             k1,
         };
-        index
-            .with_parts(py, |parts| {
-                parts.check()?;
-                if verify {
-                    parts.verify_postings()?;
-                }
-                Ok::<(), CoreError>(())
-            })?
-            .map_err(|e| to_py_err(py, e))?;
+        index.with_parts(py, |parts| {
+            parts.check()?;
+            if verify {
+                parts.verify_postings()?;
+            }
+            Ok::<(), CoreError>(())
+        })??;
         Ok(index)
     }
 
@@ -204,8 +199,8 @@ impl TextIndexCore {
         query: &str,
         top_n: usize,
         exhaustive: bool,
-    ) -> PyResult<HitArrays<'py>> {
-        text::check_query(query).map_err(|e| to_py_err(py, e))?;
+    ) -> Result<HitArrays<'py>> {
+        text::check_query(query)?;
         let hits = self.with_parts(py, |parts| {
             parts.search_terms(&text::analyze_query(query), top_n, exhaustive)
         })?;
@@ -220,13 +215,13 @@ impl TextIndexCore {
         terms: Vec<String>,
         top_n: usize,
         exhaustive: bool,
-    ) -> PyResult<HitArrays<'py>> {
+    ) -> Result<HitArrays<'py>> {
         let hits = self.with_parts(py, |parts| parts.search_terms(&terms, top_n, exhaustive))?;
         Ok(hit_arrays(py, hits))
     }
 
     /// Vocabulary id of `term`, or None.
-    fn term_id(&self, py: Python<'_>, term: &str) -> PyResult<Option<usize>> {
+    fn term_id(&self, py: Python<'_>, term: &str) -> Result<Option<usize>> {
         self.with_parts(py, |parts| parts.term_id(term))
     }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from peakrec import Recommender
 from peakrec.catalog.demo_data import DemoSpec, generate
-from peakrec.pipeline.synthetic import synthetic_bundle
+from synthetic import synthetic_bundle
 
 SMALL = DemoSpec(items=2000, users=400, dim=16, seed=7)
 

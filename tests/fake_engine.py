@@ -1,6 +1,6 @@
 """A stand-in engine for service tests that must control timing (drain, shedding, deadlines): the
-same `load_bundle(path)` / `Recommender(bundle, state)` surface as `peakrec`, over a tiny JSON
-catalogue. `peakrec serve --engine fake_engine` loads it (tests put tests/ on PYTHONPATH)."""
+same `Engine` surface as `peakrec` (`load_bundle(path)`, a request path per bundle), over a tiny
+JSON catalogue. `peakrec serve --engine fake_engine` loads it (tests put tests/ on PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from peakrec.bundle.manifest import write_current
 from peakrec.errors import BundleError, InvalidInputError, NotFoundError
 from peakrec.pipeline import types as t
+from peakrec.service.worker import Engine
 
 REGIONS = ("CN-ZJ", "BR", "CN-GS")
 
@@ -32,7 +34,7 @@ def write_bundle(bundles: Path, version: str, n: int = 60, current: bool = True)
     }
     (path / "fake.json").write_text(json.dumps(catalogue))
     if current:
-        (bundles / "CURRENT").write_text(version + "\n")
+        write_current(bundles, version)
     return path
 
 
@@ -118,3 +120,6 @@ class Recommender:
         if self.bundle.item_rows([request.item_id])[0] < 0:
             raise NotFoundError(f"item_id: {request.item_id!r} is not in the catalogue")
         return self._page(request.shopper, request.page, exclude=(request.item_id,))
+
+
+ENGINE = Engine(load_bundle, Recommender)

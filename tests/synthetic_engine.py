@@ -1,4 +1,4 @@
-"""The real request path (`peakrec.Recommender`) over `peakrec.pipeline.synthetic` catalogues, for
+"""The real request path (`peakrec.Recommender`) over `synthetic` (tests/synthetic.py) catalogues, for
 service tests and benchmarks that need real ranking without a bundle build: a bundle directory holds
 `synthetic.json` ({"n_items", "n_users", "seed", "factory"}) and `load_bundle` makes the arrays."""
 
@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peakrec.bundle.manifest import write_current
 from peakrec.errors import BundleError
 from peakrec.pipeline.recommender import Recommender
-from peakrec.pipeline.synthetic import synthetic_bundle
+from peakrec.service.worker import Engine
+from synthetic import synthetic_bundle
 
-__all__ = ["Recommender", "load_bundle", "write_bundle"]
+__all__ = ["ENGINE", "load_bundle", "write_bundle"]
 
 
 def write_bundle(bundles: Path, version: str, current: bool = True, **params: object) -> Path:
@@ -19,7 +21,7 @@ def write_bundle(bundles: Path, version: str, current: bool = True, **params: ob
     path.mkdir(parents=True)
     (path / "synthetic.json").write_text(json.dumps({"n_items": 3000, "n_users": 300, "seed": 7, **params}))
     if current:
-        (bundles / "CURRENT").write_text(version + "\n")
+        write_current(bundles, version)
     return path
 
 
@@ -39,3 +41,6 @@ def load_bundle(path: Path):
     bundle.version = path.name
     bundle.manifest["version"] = path.name
     return bundle
+
+
+ENGINE = Engine(load_bundle, Recommender)

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peakrec import _core
-from peakrec.pipeline.reference import eligible_mask
-from peakrec.pipeline.synthetic import DAY, NOW
 from peakrec.state import ItemState
+from reference import eligible_mask
+from synthetic import DAY, NOW
 
 rules_strategy = st.fixed_dictionaries(
     {

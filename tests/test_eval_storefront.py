@@ -23,6 +23,24 @@ def test_evaluate_storefront_scores_users_and_skips_unknown(bundle):
     assert 0.0 <= result["all"]["recall"] <= 1.0
 
 
+def test_evaluate_storefront_serves_pages_and_baseline_at_the_given_time(bundle):
+    rec = Recommender(bundle)
+    served_at = []
+    for name in ("storefront", "fallback"):
+        real = getattr(rec, name)
+        setattr(rec, name, lambda request, real=real: (served_at.append(request.page.now), real(request))[1])
+    heldout = [("U000001", ["I0000001"]), ("U000002", ["I0000003"])]
+    evaluate_storefront(rec, heldout, k=10, progress=False, now=1_700_000_000.0)
+    assert served_at == [1_700_000_000.0] * 4
+
+
+def test_eval_now_takes_iso_times_and_unix_seconds():
+    from peakrec.evaluation.cli import _time
+
+    assert _time("2026-11-11T00:00:00+08:00") == _time("1794326400") == 1_794_326_400
+    assert _time("2026-11-10T16:00:00") == 1_794_326_400  # no zone: UTC
+
+
 @pytest.mark.slow
 def test_eval_command_on_a_demo_bundle(tmp_path, capsys):
     data, bundles = tmp_path / "data", tmp_path / "bundles"
@@ -39,3 +57,6 @@ def test_eval_command_on_a_demo_bundle(tmp_path, capsys):
     assert summary["all"]["users"] == 200
     assert summary["cold"]["users"] > 0
     assert summary["all"]["recall"] > 0
+    assert main([*args, "--now", "2026-11-11T00:00:00+08:00"]) == 0  # festival time
+    festival = json.loads(capsys.readouterr().out)
+    assert festival["all"]["users"] == 200 and festival != summary

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from peakrec import _core
 from peakrec.errors import InvalidInputError
-from peakrec.pipeline.synthetic import open_catalog
 from peakrec.retrieval.hnsw import graph_of, half_vectors
 from peakrec.retrieval.search import bitmap_selector, search
 from peakrec.state import ItemState
+from synthetic import open_catalog
 
 N, DIM = 5000, 24
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peakrec.errors import InvalidInputError, NotFoundError
-from peakrec.pipeline.reference import eligible_mask
-from peakrec.pipeline.synthetic import DAY, NOW
 from peakrec.pipeline.types import Filters, Page, Shopper, SimilarItemsRequest, StorefrontRequest
+from reference import eligible_mask
+from synthetic import DAY, NOW
 
 
 def _oracle(rec, bundle, shopper, filters, now, extra_excluded=()):
@@ -146,16 +146,9 @@ def test_nothing_known_serves_region_popular(recommender, bundle):
     # Only the region feature is known here, so the hashed vector is used; with no features at all
     # the user's stored region is unavailable, so a region is the minimum a request carries.
     assert out.cold and len(out.rows) == 20
-    empty = recommender._fallback(
-        recommender.rules.compile(
-            Filters(), recommender.state, 5, NOW, np.empty(0, np.int64), np.empty(0, np.int64)
-        ),
-        recommender.resolver.resolve(Shopper(region="R005")),
-        Page(now=NOW),
-        NOW,
-        degraded=False,
-    )
+    empty = recommender.fallback(StorefrontRequest(shopper=Shopper(region="R005"), page=Page(now=NOW)))
     assert set(empty.rows.tolist()) <= set(bundle.region_popular[5].tolist())
+    assert len(empty.rows) == 20 and not empty.degraded
 
 
 def test_expired_deadline_returns_the_eligible_fallback_flagged(recommender, bundle):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from peakrec import _core
-from peakrec.pipeline.synthetic import NOW, open_catalog, synthetic_bundle
 from peakrec.retrieval.search import RetrievalConfig, exact_search, retrieve
 from peakrec.state import ItemState
+from synthetic import NOW, open_catalog, synthetic_bundle
 
 SELECTIVITIES = [0.0001, 0.001, 0.01, 0.05, 0.2, 0.5, 1.0]
 

@@ -1,5 +1,5 @@
 """Search end to end in process: the bundle's text files, then ``Recommender.search`` against
-brute-force oracles (eligibility from ``peakrec.pipeline.reference``, matches from the analyzer run
+brute-force oracles (eligibility from ``reference`` (tests/reference.py), matches from the analyzer run
 over every item), bad input, degraded queries, paging and ``peakrec eval search``."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import peakrec
 import pytest
+import reference
 from conftest import demo_inputs
+from fusion import reciprocal_rank_fusion
 from peakrec.cli import main as cli_main
 from peakrec.errors import BundleError, InvalidInputError
 from peakrec.evaluation.search import mrr_ndcg
-from peakrec.pipeline import reference
 from peakrec.pipeline.search import fuse
-from peakrec.pipeline.synthetic import synthetic_bundle
 from peakrec.pipeline.types import Filters, Page, SearchRequest, Shopper
-from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.text import analyze, analyze_documents
+from synthetic import synthetic_bundle
 
 NOW = 1_762_000_000  # inside the demo catalogue's launch dates
 
@@ -273,3 +273,45 @@ def test_bundle_without_text_index_refuses_search_by_name():
 def test_unknown_mode_is_refused(rec):
     with pytest.raises(InvalidInputError, match="mode"):
         _search(rec, "dress", mode="magic")
+
+
+FESTIVAL = 1_794_326_400  # 2026-11-11 00:00 Beijing: the demo's campaigns run, its new items are new
+
+
+def test_search_applies_the_member_term_as_storefront_does(rec, bundle):
+    nike = bundle.vocab["brands"].index("Nike")
+    member = Shopper(region="CN-ZJ", member_brands=("Nike",))
+    got = _search(rec, "Nike", member, explain=True, page_size=20)
+    is_nike = bundle.items.brand[got.rows] == nike
+    assert is_nike.any()
+    assert all("member" in r for r, n in zip(got.reasons, is_nike) if n)
+    plain = _search(rec, "Nike", Shopper(region="CN-ZJ"), explain=True, page_size=20)
+    assert not any("member" in r for r in plain.reasons)
+    # the term is the storefront's: member_boost on the text relevance (text-only modes leave it out)
+    text_only = _search(rec, "Nike", member, mode="fused", explain=True, page_size=20)
+    assert not any("member" in r for r in text_only.reasons)
+
+
+def test_search_applies_campaign_and_new_terms_at_festival_time(rec, bundle):
+    shopper = Shopper(region="CN-ZJ")
+    page = Page(now=FESTIVAL, page_size=50, explain=True)
+    got = rec.search(SearchRequest(query="连衣裙 dress", shopper=shopper, page=page))
+    terms = ";".join(got.reasons)
+    assert "campaign" in terms  # double11-main is aimed at everyone and runs then
+    assert "new" in terms  # the demo's festival launches are inside the new-item window
+    by_id = {c["id"]: i for i, c in enumerate(bundle.vocab["campaigns"])}
+    double11 = np.uint64(1) << np.uint64(by_id["double11-main"])
+    # after the festival the double-11 campaign has ended: none of its items say campaign any more
+    after = rec.search(
+        SearchRequest(
+            query="连衣裙 dress",
+            shopper=shopper,
+            page=Page(now=FESTIVAL + 30 * 86_400, page_size=50, explain=True),
+        )
+    )
+    only_double11 = [
+        ("campaign" in r)
+        for r, row in zip(after.reasons, after.rows)
+        if bundle.items.campaigns[row] == double11
+    ]
+    assert only_double11 and not any(only_double11)

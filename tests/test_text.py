@@ -6,11 +6,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from fusion import reciprocal_rank_fusion
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peakrec import FeatureHasher
 from peakrec.errors import BundleError, InvalidInputError
-from peakrec.retrieval.fusion import reciprocal_rank_fusion
 from peakrec.retrieval.text import (
     TextIndex,
     analyze,

@@ -25,9 +25,5 @@ class BundleError(PeakrecError):
     """A bundle is missing, corrupt, or of an unsupported schema version."""
 
 
-class DegradedError(PeakrecError):
-    """Work could not finish within its budget."""
-
-
 class UsageError(PeakrecError):
     """A command line that cannot work as given (flags that contradict each other); exit code 2."""

@@ -23,13 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from peakrec.bundle import coldstart
-from peakrec.bundle.config import load_settings
 from peakrec.bundle.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
     fsync_path,
-    publish_current,
     sha256_file,
+    write_current,
     write_json,
     write_npy,
 )
@@ -37,6 +36,7 @@ from peakrec.bundle.search import write_search_files
 from peakrec.catalog.readers import read_items, read_users
 from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions
+from peakrec.config import load_settings, to_dict
 from peakrec.errors import BundleError, InvalidInputError
 from peakrec.retrieval.hnsw import half_vectors
 
@@ -71,7 +71,8 @@ def build_bundle(
     """
     started = time.monotonic()
     out = Path(out)
-    cfg, settings = load_settings(config)
+    serving, build_config = load_settings(config)
+    settings = to_dict(build_config)  # plain dicts for the steps below
     if index_factory:
         settings["index"]["factory"] = index_factory
     steps: dict[str, float] = {}
@@ -84,7 +85,7 @@ def build_bundle(
         user_table = read_users(users, user_vectors, dimension=dim, progress=p)
 
     with bar("encode columns", total=2, unit="table") as p:
-        vocab = _vocab(item_table, user_table, settings["campaigns"], cfg["ranking"]["campaign_boost"])
+        vocab = _vocab(item_table, user_table, settings["campaigns"], serving.ranking.campaign_boost)
         columns = _item_columns(item_table, vocab)
         p.update(1)
         user_columns, dropped = _user_columns(user_table, vocab, columns["ids_sorted"], columns["ids_order"])
@@ -159,7 +160,7 @@ def build_bundle(
                     settings["text"],
                     tmp / "text",
                 )
-            write_json(tmp / "config.json", cfg)
+            write_json(tmp / "config.json", serving.to_dict())
             write_json(tmp / "vocab.json", vocab)
             p.update(1)
         files = {}
@@ -223,7 +224,7 @@ def build_bundle(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    publish_current(out, version)
+    write_current(out, version)
     return final
 
 
@@ -326,8 +327,8 @@ def region_popular(
 def _vocab(items: ItemTable, users: UserTable, campaigns: list[dict[str, Any]], default_boost: float) -> dict:
     known = {c["id"] for c in campaigns}
     extra = sorted({c for cs in items.campaigns for c in cs} - known)
-    all_campaigns = [dict(c) for c in campaigns] + [
-        {"id": c, "name": c, "segments": [], "boost": None} for c in extra
+    all_campaigns = [{**c, "name": c["name"] or c["id"]} for c in campaigns] + [
+        {"id": c, "name": c, "segments": [], "boost": None, "start": None, "end": None} for c in extra
     ]
     for c in all_campaigns:
         if c["boost"] is None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from peakrec.errors import BundleError, NotFoundError
+
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -57,15 +59,27 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
 def resolve(path: str | Path) -> Path:
     """A bundle directory, or the one named by ``CURRENT`` when ``path`` is a BUNDLES_DIR."""
     path = Path(path)
-    current = path / CURRENT
-    if not (path / MANIFEST).exists() and current.is_file():
-        name = current.read_text(encoding="utf-8").strip()
-        return path / name
+    if not (path / MANIFEST).exists() and (path / CURRENT).is_file():
+        return path / read_current(path)
     return path
 
 
-def publish_current(bundles_dir: Path, name: str) -> None:
-    """Points ``bundles_dir/CURRENT`` at ``name`` atomically: temp file, fsync, rename, dir fsync."""
+def read_current(bundles_dir: str | Path) -> str:
+    """The bundle directory name ``bundles_dir/CURRENT`` points at (the one reader of CURRENT)."""
+    bundles_dir = Path(bundles_dir)
+    try:
+        version = (bundles_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise NotFoundError(f"{bundles_dir}/{CURRENT}: missing (build a bundle first)") from None
+    if not version:
+        raise BundleError(f"{bundles_dir}/{CURRENT}: empty")
+    return version
+
+
+def write_current(bundles_dir: str | Path, name: str) -> None:
+    """Points ``bundles_dir/CURRENT`` at ``name`` atomically: temp file, fsync, rename, dir fsync
+    (the one writer of CURRENT)."""
+    bundles_dir = Path(bundles_dir)
     tmp = bundles_dir / f".{CURRENT}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(name + "\n")

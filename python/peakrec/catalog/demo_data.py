@@ -432,18 +432,57 @@ FOREIGN = [
     "AE",
 ]
 CROSS_BORDER = ["CN", "BR", "US", "GB", "DE", "FR", "JP", "KR", "AU", "CA", "MX", "ES", "SG", "MY"]
+# (id, name, segments, boost, start, end): times in UTC (Beijing is +08:00), None = open.
 CAMPAIGNS = [
-    ("double11-main", "双11 主会场 Double 11 main venue", [], 0.05),
+    (
+        "double11-main",
+        "双11 主会场 Double 11 main venue",
+        [],
+        0.05,
+        "2026-10-20T16:00:00Z",
+        "2026-11-11T16:00:00Z",
+    ),
     (
         "c99-free-shipping",
         "9.9 包邮 9.9 free shipping",
         ["small-town-active-youth", "free-shipping-hunter"],
         0.3,
+        None,
+        None,
     ),
-    ("new-mom-festival", "母婴节 new mom festival", ["new-mom"], 0.2),
-    ("premium-picks", "大牌精选 premium picks", ["premium-shopper", "urban-white-collar"], 0.15),
-    ("cross-border-week", "跨境周 cross-border week", ["cross-border-buyer"], 0.2),
-    ("sports-brand-day", "运动品牌日 sports brand day", ["brand-loyalist", "student"], 0.15),
+    (
+        "new-mom-festival",
+        "母婴节 new mom festival",
+        ["new-mom"],
+        0.2,
+        "2026-11-01T16:00:00Z",
+        "2026-11-11T16:00:00Z",
+    ),
+    (
+        "premium-picks",
+        "大牌精选 premium picks",
+        ["premium-shopper", "urban-white-collar"],
+        0.15,
+        "2026-11-05T16:00:00Z",
+        "2026-11-12T16:00:00Z",
+    ),
+    (
+        "cross-border-week",
+        "跨境周 cross-border week",
+        ["cross-border-buyer"],
+        0.2,
+        "2026-11-08T16:00:00Z",
+        None,
+    ),
+    # Not yet running at the demo's festival time: it boosts nothing then.
+    (
+        "sports-brand-day",
+        "运动品牌日 sports brand day",
+        ["brand-loyalist", "student"],
+        0.15,
+        "2026-11-20T16:00:00Z",
+        "2026-11-21T16:00:00Z",
+    ),
 ]
 
 # Which categories a segment or gender leans to (leaf category zh names); other values are random.
@@ -961,7 +1000,7 @@ def _write_queries(out: Path, rng: np.random.Generator, items: dict[str, Any], n
 
 def _write_build_toml(out: Path) -> None:
     lines = ["# Campaigns of the demo catalogue (peakrec build --config build.toml)."]
-    for cid, name, segments, boost in CAMPAIGNS:
+    for cid, name, segments, boost, start, end in CAMPAIGNS:
         seg = ", ".join(f'"{s}"' for s in segments)
         lines += [
             "",
@@ -971,4 +1010,6 @@ def _write_build_toml(out: Path) -> None:
             f"segments = [{seg}]",
             f"boost = {boost}",
         ]
+        lines += [f"start = {start}"] if start else []
+        lines += [f"end = {end}"] if end else []
     (out / "build.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")

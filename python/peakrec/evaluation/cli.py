@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 
 import faiss
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="JSON",
         help="override ranking weights of the bundle config, e.g. '{\"candidates_factor\": 10}'",
     )
+    s.add_argument("--now", type=_time, help=NOW_HELP)
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument(
         "--quiet", action="store_true", help="no progress bar (also off when stderr is not a terminal)"
@@ -45,11 +47,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--queries", required=True, help="queries.jsonl: {query, targets} per line")
     q.add_argument("-k", type=number(int, 1, 1000), default=10, help="page size and cut-off")
     q.add_argument("--limit", type=number(int, 1), help="evaluate only the first N queries")
+    q.add_argument("--now", type=_time, help=NOW_HELP)
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.add_argument(
         "--quiet", action="store_true", help="no progress bar (also off when stderr is not a terminal)"
     )
     q.set_defaults(run=run_search)
+
+
+NOW_HELP = (
+    "serve the pages as at this time (ISO 8601, e.g. 2026-11-11T00:00:00+08:00, or unix seconds): "
+    "campaigns, new items and presale windows as then; default the wall clock"
+)
+
+
+def _time(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time or unix seconds: {value!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.timestamp()
 
 
 def run_storefront(args: argparse.Namespace) -> int:
@@ -66,7 +89,7 @@ def run_storefront(args: argparse.Namespace) -> int:
         bundle.config = {**bundle.config, "ranking": {**bundle.config.get("ranking", {}), **overrides}}
     recommender = Recommender(bundle)
     heldout = read_heldout(args.heldout)[: args.limit]
-    result = evaluate_storefront(recommender, heldout, k=args.k, progress=progress_wanted(args))
+    result = evaluate_storefront(recommender, heldout, k=args.k, progress=progress_wanted(args), now=args.now)
     summary = result.summary()
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -92,7 +115,9 @@ def run_search(args: argparse.Namespace) -> int:
     faiss.omp_set_num_threads(1)
     recommender = Recommender(load_bundle(args.bundle))
     queries = read_queries(args.queries)[: args.limit]
-    summary = evaluate_search(recommender, queries, k=args.k, progress=progress_wanted(args)).summary()
+    summary = evaluate_search(
+        recommender, queries, k=args.k, progress=progress_wanted(args), now=args.now
+    ).summary()
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

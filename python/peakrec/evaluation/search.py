@@ -92,10 +92,15 @@ class SearchEval:
 
 
 def evaluate_search(
-    recommender: Recommender, queries: list[SearchQuery], k: int = 10, seed: int = 0, progress: bool = True
+    recommender: Recommender,
+    queries: list[SearchQuery],
+    k: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    now: float | None = None,
 ) -> SearchEval:
-    """Serves every query in every mode for a seeded random warm shopper; queries without a
-    target in the bundle are skipped."""
+    """Serves every query in every mode for a seeded random warm shopper, at ``now`` (unix
+    seconds; None = the wall clock); queries without a target in the bundle are skipped."""
     bundle = recommender.bundle
     users = np.asarray(bundle.users.ids)
     warm = np.flatnonzero(np.asarray(bundle.users.has_vector))
@@ -108,7 +113,7 @@ def evaluate_search(
             result.skipped += 1
             continue
         user = str(users[rng.choice(warm)]) if len(warm) else ""
-        request = SearchRequest(query=q.query, shopper=Shopper(user_id=user), page=Page(page_size=k))
+        request = SearchRequest(query=q.query, shopper=Shopper(user_id=user), page=Page(page_size=k, now=now))
         result.queries += 1
         for mode in MODES:
             rec = recommender.search(request, mode=mode)

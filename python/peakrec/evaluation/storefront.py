@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from peakrec.errors import InvalidInputError
 from peakrec.pipeline.recommender import Recommender
-from peakrec.pipeline.types import Filters, Page, Shopper, StorefrontRequest
+from peakrec.pipeline.types import Page, Shopper, StorefrontRequest
 
 
 @dataclass
@@ -86,10 +86,15 @@ def read_heldout(path: str | Path) -> list[tuple[str, list[str]]]:
 
 
 def evaluate_storefront(
-    recommender: Recommender, heldout: list[tuple[str, list[str]]], k: int = 20, progress: bool = True
+    recommender: Recommender,
+    heldout: list[tuple[str, list[str]]],
+    k: int = 20,
+    progress: bool = True,
+    now: float | None = None,
 ) -> StorefrontEval:
-    """Scores every held-out user's first storefront page of ``k`` items (one Python call per user:
-    this is offline evaluation, not the request path)."""
+    """Scores every held-out user's first storefront page of ``k`` items, served at ``now`` (unix
+    seconds; None = the wall clock), beside the region-popular page at the same time (one Python
+    call per user: this is offline evaluation, not the request path)."""
     result = StorefrontEval(k)
     bundle = recommender.bundle
     users = recommender.resolver.users
@@ -99,22 +104,10 @@ def evaluate_storefront(
         if row < 0 or not truth:
             result.skipped += 1
             continue
-        page = Page(page_size=k)
-        request = StorefrontRequest(shopper=Shopper(user_id=user_id), page=page)
+        request = StorefrontRequest(shopper=Shopper(user_id=user_id), page=Page(page_size=k, now=now))
         served = recommender.storefront(request)
-        resolved = recommender.resolver.resolve(request.shopper)
-        excluded, _ = recommender._excluded(request.shopper, resolved, None)
-        rules = recommender.rules.compile(
-            Filters(), recommender.state, resolved.region, int(served_now()), resolved.member_brands, excluded
-        )
-        baseline = recommender._fallback(rules, resolved, page, int(served_now()), degraded=False)
+        baseline = recommender.fallback(request)
         scores = (*_metrics(served.item_ids, truth, k), *_metrics(baseline.item_ids, truth, k))
         result.all.add(*scores)
         (result.cold if not users.has_vector[row] else result.warm).add(*scores)
     return result
-
-
-def served_now() -> float:
-    import time
-
-    return time.time()

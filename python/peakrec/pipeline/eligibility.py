@@ -1,14 +1,16 @@
-"""Stage 2: compile a request's restrictions into ``_core.Rules`` (evaluated in Rust)."""
+"""Stage 2: compile a request's restrictions into ``_core.Rules`` (evaluated in Rust).
+
+The rules are checked against candidates once: by a filter-aware source that needs them to know
+how deep to search, or by rank (``Catalog.rank`` with the rules) for the others."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from peakrec import _core
-from peakrec.errors import InvalidInputError
+from peakrec.pipeline.request import SIMILAR_ITEMS, Request
 from peakrec.pipeline.types import Filters
+from peakrec.pipeline.validate import price_range
 from peakrec.state import ItemState
 
 
@@ -64,17 +66,7 @@ class RuleCompiler:
         members: np.ndarray | None = None,
     ) -> _core.Rules:
         """``members``: ``member_mask(member_brands)`` when the caller already has it."""
-        if filters.price_min is None and filters.price_max is None:
-            price_min, price_max = -math.inf, math.inf
-        else:
-            price_min = -math.inf if filters.price_min is None else float(filters.price_min)
-            price_max = math.inf if filters.price_max is None else float(filters.price_max)
-            if math.isnan(price_min) or math.isnan(price_max):
-                raise InvalidInputError("filters.price_min/price_max: must not be NaN")
-            if price_min > price_max:
-                raise InvalidInputError(
-                    f"filters.price_min {price_min} is above filters.price_max {price_max}"
-                )
+        price_min, price_max = price_range(filters)
         brand_ok = None
         if filters.brands_allow or filters.brands_block:
             brand_ok = self.brand_mask(filters.brands_allow) if filters.brands_allow else None
@@ -103,3 +95,35 @@ class RuleCompiler:
             members,
             excluded if len(excluded) else None,
         )
+
+    def stage(self, req: Request, state: ItemState) -> None:
+        """Sets ``req.rules`` (and ``req.unknown_excluded``) from the resolved shopper."""
+        resolved = req.resolved
+        excluded, req.unknown_excluded = self.excluded(req)
+        members = self.member_mask(resolved.member_brands) if len(resolved.member_brands) else None
+        req.rules = self.compile(
+            req.filters, state, resolved.region, req.now, resolved.member_brands, excluded, members
+        )
+
+    def excluded(self, req: Request) -> tuple[np.ndarray, int]:
+        """Sorted rows never to show (purchased, excluded by the request, the SimilarItems item)
+        and how many of the request's excluded ids are unknown."""
+        purchased = req.resolved.purchased_rows
+        exclude_items = req.shopper.exclude_items
+        similar = req.kind == SIMILAR_ITEMS
+        if not len(purchased) and not exclude_items and not similar:
+            return _NO_ROWS, 0
+        unknown = 0
+        excluded = purchased.tolist()
+        if exclude_items:
+            rows = self.bundle.item_rows(list(exclude_items))
+            known = rows >= 0
+            unknown = len(rows) - int(np.count_nonzero(known))
+            excluded += rows[known].tolist()
+        if similar:
+            excluded.append(req.item_row)
+        # sorted(set()) is np.unique's result, without its array set-up costs on a few rows
+        return np.array(sorted(set(excluded)), np.int64), unknown
+
+
+_NO_ROWS = np.empty(0, np.int64)

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from peakrec.config import LIFECYCLE, RankingConfig
 from peakrec.errors import InvalidInputError
 from peakrec.features import FeatureHasher
-from peakrec.pipeline.config import LIFECYCLE, RankingConfig
 from peakrec.pipeline.types import Shopper
 
 

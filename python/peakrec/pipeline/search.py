@@ -4,55 +4,24 @@ Both sources only ever return items the request's rules allow: BM25 results are 
 (``Catalog.check_rows``) and deepened until enough eligible matches are found or the matches run
 out; vector recall goes through the same filter-aware ``retrieve`` as Storefront. The fused list
 then goes through the same ranking engine as Storefront (see ``Recommender.search``). Fusion is
-``peakrec.retrieval.fusion.reciprocal_rank_fusion``'s, specialised to lists of distinct rows so one
-sort also gives which source found each row.
+reciprocal rank fusion specialised to lists of distinct rows, so one sort also gives which source
+found each row (tests/fusion.py holds the general form it is tested against).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from peakrec.errors import BundleError
-from peakrec.retrieval.search import RetrievalConfig, retrieve
+from peakrec.config import RetrievalConfig, SearchConfig
+from peakrec.retrieval.search import retrieve
 from peakrec.retrieval.text import query_vector
 
 # What ranks a search page: "bm25"/"vector" use one source, "fused" both (text relevance only),
 # "personalised" (the service's) blends in the shopper's vector. The others exist for evaluation.
 MODES = ("bm25", "vector", "fused", "personalised")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Search weights, from the bundle's ``config.json`` ``"search"`` object."""
-
-    text_weight: float = 0.9  # relevance = w * fused text score + (1 - w) * shopper . item
-    rrf_k: float = 60.0
-    bm25_weight: float = 1.0
-    vector_weight: float = 0.3  # below BM25: lexical matches are the precise ones (eval search)
-    candidates_factor: float = 2.0  # BM25 candidates per item up to the page's end
-    min_candidates: int = 100  # at least this many BM25 candidates, so personalisation has room
-    vector_candidates_factor: float = 1.25  # as Storefront's: deeper ANN costs nprobe/efSearch
-    min_vector_candidates: int = 40  # fixed depth for the first pages: page k of n = rows k*n.. of one
-    max_per_brand: int = 0  # 0 = no cap
-    max_per_category: int = 0
-
-    @classmethod
-    def from_config(cls, config: dict) -> SearchConfig:
-        values = {}
-        for f in fields(cls):
-            if f.name not in config:
-                continue
-            value = config[f.name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise BundleError(f"config.json search.{f.name}: expected a number, got {value!r}")
-            values[f.name] = type(f.default)(value)
-        out = cls(**values)
-        if not 0 <= out.text_weight <= 1 or out.rrf_k <= 0 or min(out.bm25_weight, out.vector_weight) < 0:
-            raise BundleError("config.json search: text_weight in [0, 1], rrf_k > 0, weights >= 0")
-        return out
 
 
 @dataclass

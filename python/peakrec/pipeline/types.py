@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -81,3 +82,13 @@ class Recommendation:
     eligible_count: int = 0
     unknown_excluded: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class RequestPath(Protocol):
+    """What the service calls: ``peakrec.Recommender`` (and test stand-ins) over one bundle."""
+
+    def storefront(self, request: StorefrontRequest) -> Recommendation: ...
+
+    def search(self, request: SearchRequest) -> Recommendation: ...
+
+    def similar_items(self, request: SimilarItemsRequest) -> Recommendation: ...

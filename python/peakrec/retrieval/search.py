@@ -25,41 +25,8 @@ import faiss
 import numpy as np
 
 from peakrec import _core
+from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import graph_of
-
-STRATEGIES = ("ann", "bitmap", "exact")
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    """Thresholds and breadths of retrieval; from the bundle's ``config.json`` ``[retrieval]``."""
-
-    ann_min_fraction: float = 0.05  # eligible share near the query at or above which ``ann`` is kept
-    exact_max_rows: int = 30_000  # eligible count at or below which ``exact`` is used
-    first_margin: float = 1.25  # the first ANN search asks for need * first_margin
-    oversample: float = 1.5  # a deepened ANN search asks for need / observed share * oversample
-    max_ann_depth: int = 4096  # deeper than this, switch to the bitset strategies
-    ef_search: int = 128  # HNSW breadth of an unfiltered search (manifest search_params)
-    nprobe: int = 16  # IVF lists probed by an unfiltered search (manifest search_params)
-    bitmap_breadth_exponent: float = 0.5  # IVF bitmap search: nprobe = base / fraction ** exponent
-    ann_breadth: float = 1.0  # HNSW efSearch (IVF nprobe floor) = max(ef_search, depth * ann_breadth)
-    graph_min_share: float = 0.2  # HNSW graph walk kept while this share near the query is eligible
-
-    @classmethod
-    def from_config(cls, config: dict, search_params: dict | None = None) -> RetrievalConfig:
-        values = {}
-        for key, value in (search_params or {}).items():
-            if key in ("efSearch", "ef_search"):
-                values["ef_search"] = int(value)
-            elif key == "nprobe":
-                values["nprobe"] = int(value)
-        # Names `peakrec build` writes (python/peakrec/bundle/config.py) -> ours.
-        aliases = {"filtered_search_below": "ann_min_fraction", "exact_scan_below": "exact_max_rows"}
-        for key, value in config.items():
-            name = aliases.get(key, key)
-            if name in cls.__dataclass_fields__:
-                values[name] = type(getattr(cls, name))(value)
-        return cls(**values)
 
 
 @dataclass(slots=True)
@@ -206,20 +173,18 @@ def retrieve(
     config: RetrievalConfig,
     deadline: float | None = None,
     force: str | None = None,
-    first: tuple[np.ndarray, np.ndarray] | None = None,
     share: float = 1.0,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
-    ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``first``: the
-    unchecked ``(rows, scores)`` of the search ``first_ann_plan`` describes, when the caller ran it.
-    ``share``: the expected eligible share (e.g. the region's in-stock share); the first ANN search
-    asks for ``need / share`` so that one search usually fills the page.
+    ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``share``: the
+    expected eligible share (e.g. the region's in-stock share); the first ANN search asks for
+    ``need / share`` so that one search usually fills the page.
     """
     n = len(catalog)
     need = max(1, min(need, n))
-    graph = graph_for(index) if force in (None, "ann") and first is None else None
+    graph = graph_for(index) if force in (None, "ann") else None
     if graph is not None:
         got = _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share)
         if got is not None:
@@ -228,7 +193,7 @@ def retrieve(
         # ANN first, at the page's own depth: when most items are eligible this one search (as
         # cheap as an unfiltered one) fills the page, and its results tell the eligible share
         # around the query, which sets how deep to go or whether to switch strategy.
-        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", first, share)
+        got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", share)
         if got is not None:
             return got
     words, count = catalog.eligible(rules)
@@ -242,24 +207,6 @@ def retrieve(
     eligible_rows = _core.bitset_rows(words)
     rows, scores = exact_search(vectors, eligible_rows, query, need)
     return Retrieved(rows, scores, "exact", count)
-
-
-def first_ann_plan(index: faiss.Index, need: int, n: int, config: RetrievalConfig) -> tuple[int, object]:
-    """``(depth, params)`` of ``retrieve``'s first ANN search for ``need`` (clamped to 1..n) among
-    ``n`` items: the same for every request with that need, so callers may keep it.
-
-    A caller that runs this search itself (``search(index, query, depth, params)``) and checks its
-    rows' eligibility on its own (the ranking kernel) has ``retrieve``'s ``ann`` result when
-    ``ann_accepts`` says so; otherwise it passes the rows and scores to ``retrieve(first=...)``,
-    which continues from them."""
-    depth = _first_depth(need, n, config)
-    return depth, _params(index, _ann_breadth(_index_kind(index), depth, depth, config), config)
-
-
-def ann_accepts(found: int, got: int, depth: int, need: int, n: int, partial: bool) -> bool:
-    """Whether an ANN search of ``depth`` that returned ``got`` rows, ``found`` of them eligible,
-    ends the ``ann`` strategy."""
-    return found >= need or depth >= n or got < depth or partial
 
 
 def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:
@@ -276,24 +223,19 @@ def _ann_breadth(kind: str, depth: int, first_depth: int, config: RetrievalConfi
     return math.ceil(config.nprobe * math.sqrt(depth / first_depth))
 
 
-def _ann(
-    index, catalog, n, rules, query, need, config, deadline, forced, first=None, share=1.0
-) -> Retrieved | None:
+def _ann(index, catalog, n, rules, query, need, config, deadline, forced, share=1.0) -> Retrieved | None:
     depth = first_depth = _first_depth(min(n, math.ceil(need / share)), n, config)
     max_depth = n if forced else config.max_ann_depth
     kind = _index_info(index)[1]
     while True:
-        if first is not None:
-            (rows, scores), first = first, None
-        else:
-            breadth = _ann_breadth(kind, depth, first_depth, config)
-            rows, scores = search(index, query, depth, _params(index, breadth, config))
+        breadth = _ann_breadth(kind, depth, first_depth, config)
+        rows, scores = search(index, query, depth, _params(index, breadth, config))
         ok = catalog.check_rows(rules, rows)
         found = int(np.count_nonzero(ok))  # a Python int: numpy scalars are slow in the arithmetic below
         got = len(rows)
         seen = found / max(got, 1)  # eligible share among the nearest items
         partial = deadline is not None and time.monotonic() > deadline
-        if ann_accepts(found, got, depth, need, n, partial):
+        if found >= need or depth >= n or got < depth or partial:
             est = round(seen * n)
             if found < got:  # (all eligible, the usual case, needs no copies)
                 ok = ok.view(np.bool_)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ import numpy as np
 
 from peakrec.errors import InvalidInputError
 from peakrec.pipeline import types as t
+from peakrec.pipeline.validate import check_page, check_query, price_range
 from peakrec.service import metrics, observability
 from peakrec.service.statefile import ItemUpdate
 from peakrec.service.worker import Worker, read_current, write_current
@@ -19,8 +21,6 @@ from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 
 DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 500
-MAX_PAGE = 10_000  # page number: deeper pages are a scraper, not a shopper
 # Every string and repeated field of a request is bounded (docs/serving.md lists the limits), so a
 # malformed or hostile request costs a length check, not a scan, an allocation or a huge error message.
 MAX_ID = 128  # characters of a user, item or brand id, a region code, a bundle version
@@ -28,7 +28,7 @@ MAX_TEXT = 1000  # characters of a search query, a category path, a context key 
 MAX_IDS = 1000  # recent / excluded items, brands and categories per list
 MAX_CONTEXT = 64  # context features per shopper
 MAX_VECTOR = 4096  # floats of a caller-given query vector
-MAX_NOW = 4_102_444_800.0  # page.now: unix seconds up to 2100-01-01
+
 MAX_UPDATES = 100_000
 SHOWN = 40  # characters of a bad value quoted in an error message
 
@@ -98,9 +98,7 @@ def filters_of(msg: pb.Filters) -> t.Filters:
         return NO_FILTERS
     price_min = msg.price_min if msg.HasField("price_min") else None
     price_max = msg.price_max if msg.HasField("price_max") else None
-    if price_min is not None and price_max is not None and price_min > price_max:
-        raise InvalidInputError(f"filters.price_min: {price_min:g} is above filters.price_max {price_max:g}")
-    return t.Filters(
+    filters = t.Filters(
         brands_allow=_texts(msg.brands_allow, "filters.brands_allow"),
         brands_block=_texts(msg.brands_block, "filters.brands_block"),
         categories_allow=_texts(msg.categories_allow, "filters.categories_allow", MAX_TEXT),
@@ -108,23 +106,20 @@ def filters_of(msg: pb.Filters) -> t.Filters:
         price_min=price_min,
         price_max=price_max,
     )
+    price_range(filters)  # (checks live in peakrec.pipeline.validate)
+    return filters
 
 
 def page_of(msg: pb.PageRequest, context: grpc.ServicerContext) -> t.Page:
-    size = msg.page_size or DEFAULT_PAGE_SIZE
-    if size > MAX_PAGE_SIZE:
-        raise InvalidInputError(f"page.page_size: {size} is above the maximum {MAX_PAGE_SIZE}")
-    if msg.page > MAX_PAGE:
-        raise InvalidInputError(f"page.page: {msg.page} is above the maximum {MAX_PAGE}")
-    if not 0 <= msg.now <= MAX_NOW:  # also refuses NaN
-        raise InvalidInputError(f"page.now: {msg.now!r} is not unix seconds between 0 and {MAX_NOW:.0f}")
-    return t.Page(
-        page_size=size,
+    page = t.Page(
+        page_size=msg.page_size or DEFAULT_PAGE_SIZE,
         page=msg.page,
         explain=msg.explain,
         now=msg.now or None,
         deadline=deadline_of(context),
     )
+    check_page(page)  # (checks live in peakrec.pipeline.validate)
+    return page
 
 
 def response_of(rec: t.Recommendation, live: Any, details: bool) -> pb.RecommendResponse:
@@ -155,19 +150,21 @@ _STAGE_CHILDREN: dict[tuple[str, str], Any] = {}
 
 
 class RecommenderServicer(pb_grpc.RecommenderServicer):
+    """The public RPCs: each converts its message into a ``peakrec.pipeline.types`` request and
+    calls the live bundle's request path (``RequestPath``) with it."""
+
     def __init__(self, worker: Worker):
         self.worker = worker
 
-    def _answer(self, method: str, request_of: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    def _answer(
+        self,
+        method: str,
+        serve: Callable[[t.RequestPath, t.Page], t.Recommendation],
+        page_msg: pb.PageRequest,
+        context: grpc.ServicerContext,
+    ) -> pb.RecommendResponse:
         live = self.worker.current()
-        answer = getattr(live.recommender, method, None)
-        if answer is None:
-            context.abort(
-                grpc.StatusCode.UNIMPLEMENTED, f"{method}: not available in this build of the engine"
-            )
-        page = request.page
-        req = request_of(request, page_of(page, context))
-        rec = answer(req)
+        rec = serve(live.recommender, page_of(page_msg, context))
         for stage, seconds in rec.stage_seconds.items():
             child = _STAGE_CHILDREN.get((method, stage))
             if child is None:
@@ -176,43 +173,46 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         observability.record_stages(rec.stage_seconds)
         if rec.degraded:
             metrics.DEGRADED.labels(method).inc()
-        return response_of(rec, live, page.with_details)
+        return response_of(rec, live, page_msg.with_details)
 
     def Storefront(self, request: pb.StorefrontRequest, context: grpc.ServicerContext) -> Any:
-        return self._answer(
-            "storefront",
-            lambda r, page: t.StorefrontRequest(
-                shopper=shopper_of(r.shopper), filters=filters_of(r.filters), page=page
-            ),
-            request,
-            context,
-        )
+        def serve(path: t.RequestPath, page: t.Page) -> t.Recommendation:
+            return path.storefront(
+                t.StorefrontRequest(
+                    shopper=shopper_of(request.shopper), filters=filters_of(request.filters), page=page
+                )
+            )
+
+        return self._answer("storefront", serve, request.page, context)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> Any:
-        def build(r: pb.SearchRequest, page: t.Page) -> t.SearchRequest:
-            if not r.query.strip():
-                raise InvalidInputError("query: empty")
-            return t.SearchRequest(
-                query=_text(r.query, "query", MAX_TEXT),
-                shopper=shopper_of(r.shopper),
-                filters=filters_of(r.filters),
-                page=page,
+        def serve(path: t.RequestPath, page: t.Page) -> t.Recommendation:
+            query = check_query(_text(request.query, "query", MAX_TEXT))
+            return path.search(
+                t.SearchRequest(
+                    query=query,
+                    shopper=shopper_of(request.shopper),
+                    filters=filters_of(request.filters),
+                    page=page,
+                )
             )
 
-        return self._answer("search", build, request, context)
+        return self._answer("search", serve, request.page, context)
 
     def SimilarItems(self, request: pb.SimilarItemsRequest, context: grpc.ServicerContext) -> Any:
-        def build(r: pb.SimilarItemsRequest, page: t.Page) -> t.SimilarItemsRequest:
-            if not r.item_id:
+        def serve(path: t.RequestPath, page: t.Page) -> t.Recommendation:
+            if not request.item_id:
                 raise InvalidInputError("item_id: empty")
-            return t.SimilarItemsRequest(
-                item_id=_text(r.item_id, "item_id"),
-                shopper=shopper_of(r.shopper),
-                filters=filters_of(r.filters),
-                page=page,
+            return path.similar_items(
+                t.SimilarItemsRequest(
+                    item_id=_text(request.item_id, "item_id"),
+                    shopper=shopper_of(request.shopper),
+                    filters=filters_of(request.filters),
+                    page=page,
+                )
             )
 
-        return self._answer("similar_items", build, request, context)
+        return self._answer("similar_items", serve, request.page, context)
 
 
 def _worker_info(status: dict[str, Any]) -> pb.WorkerInfo:

@@ -1,5 +1,5 @@
-"""What one worker process serves: the live bundle, its recommender and its shared item state, and the
-hot swap from one bundle to the next.
+"""What one worker process serves: the live bundle, its request path and its shared item state, and
+the hot swap from one bundle to the next.
 
 The live ``Live`` tuple is replaced by one attribute assignment, so a request that has read it keeps
 its bundle to the end while new requests get the new one. Workers learn of a new bundle from the
@@ -15,68 +15,70 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from peakrec.bundle.manifest import read_current, write_current
 from peakrec.errors import BundleError, InvalidInputError, NotFoundError
+from peakrec.pipeline.types import RequestPath
 from peakrec.service.interceptors import Unavailable
 from peakrec.service.statefile import SharedItemState
+from peakrec.state import ItemState
+
+__all__ = ["Engine", "Live", "Worker", "engine_named", "read_current", "write_current"]
 
 log = logging.getLogger("peakrec.service")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What a worker serves bundles with: ``load_bundle(path)`` loads and verifies one, and
+    ``recommender(bundle, state)`` builds its request path over the live item state."""
+
+    load_bundle: Callable[[Path], Any]
+    recommender: Callable[[Any, ItemState], RequestPath]
+
+
+def engine_named(name: str) -> Engine:
+    """``peakrec``'s own engine, or the ``ENGINE`` of module ``name`` (test and benchmark
+    stand-ins, chosen with ``peakrec serve --engine``)."""
+    if name == "peakrec":
+        from peakrec.bundle.load import load_bundle
+        from peakrec.pipeline.recommender import Recommender
+
+        return Engine(load_bundle, Recommender)
+    engine = getattr(importlib.import_module(name), "ENGINE", None)
+    if not isinstance(engine, Engine):
+        raise TypeError(f"--engine {name}: the module defines no ENGINE = peakrec.service.worker.Engine(...)")
+    return engine
 
 
 @dataclass(frozen=True)
 class Live:
     version: str
     bundle: Any
-    recommender: Any
+    recommender: RequestPath
     items: SharedItemState
 
 
-def read_current(bundles_dir: Path) -> str:
-    """The bundle directory name CURRENT points at."""
-    try:
-        version = (bundles_dir / "CURRENT").read_text().strip()
-    except FileNotFoundError:
-        raise NotFoundError(f"{bundles_dir}/CURRENT: missing (build a bundle first)") from None
-    if not version:
-        raise BundleError(f"{bundles_dir}/CURRENT: empty")
-    return version
-
-
-def write_current(bundles_dir: Path, version: str) -> None:
-    """Replaces CURRENT atomically (write, fsync, rename)."""
-    tmp = bundles_dir / f".CURRENT.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(version + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, bundles_dir / "CURRENT")
-    fd = os.open(bundles_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Worker:
-    """Loads bundles through ``engine`` (a module with ``load_bundle(path)`` and
-    ``Recommender(bundle, state)``, normally ``peakrec`` itself) and keeps one of them live."""
+    """Loads bundles through ``engine`` (an :class:`Engine`, or the name ``engine_named`` takes;
+    normally peakrec's own) and keeps one of them live."""
 
     def __init__(
         self,
         bundles_dir: Path,
         state_dir: Path,
-        engine: str = "peakrec",
+        engine: Engine | str = "peakrec",
         index: int = 0,
         workers: int = 1,
         poll_seconds: float = 0.25,
     ):
         self.bundles_dir = Path(bundles_dir)
         self.state_dir = Path(state_dir)
-        self.engine: ModuleType = importlib.import_module(engine)
+        self.engine = engine_named(engine) if isinstance(engine, str) else engine
         self.index = index
         self.workers = workers
         self.poll_seconds = poll_seconds
@@ -113,7 +115,7 @@ class Worker:
         except Exception as err:  # a corrupt file can fail in numpy or FAISS, not only in our checks
             raise BundleError(f"bundle {version}: {type(err).__name__}: {err}") from err
         items = SharedItemState(self.state_dir, bundle)
-        recommender = self.engine.Recommender(bundle, items.state)
+        recommender = self.engine.recommender(bundle, items.state)
         log.info("worker %d loaded %s in %.2fs", self.index, version, time.perf_counter() - started)
         return Live(version=bundle.version, bundle=bundle, recommender=recommender, items=items)
 

@@ -8,6 +8,7 @@
 
 use crate::bitset::Bitset;
 use crate::error::{invalid, Result};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering::Relaxed};
 
 /// Immutable per-item columns of a bundle, row-aligned.
 #[derive(Clone, Copy)]
@@ -172,11 +173,34 @@ impl Drop for Records {
 }
 
 /// Mutable per-item state (stock, price, availability), row-aligned with the bundle.
+///
+/// Another thread or process updates these columns in place while requests read them (the
+/// server's shared item-state file), so they are atomics read with `Relaxed` loads: sound in
+/// Rust's memory model, and the same plain loads on the hardware. A read sees an item's old or
+/// new value; nothing orders one item's columns against another's, nor is needed.
 #[derive(Clone, Copy)]
 pub struct LiveState<'a> {
-    pub stock: &'a [i32],
-    pub price: &'a [f32],
-    pub available: &'a [u8],
+    pub stock: &'a [AtomicI32],
+    /// `f32` bits.
+    pub price: &'a [AtomicU32],
+    pub available: &'a [AtomicU8],
+}
+
+impl LiveState<'_> {
+    #[inline]
+    fn stock(&self, row: usize) -> i32 {
+        self.stock[row].load(Relaxed)
+    }
+
+    #[inline]
+    fn price(&self, row: usize) -> f32 {
+        f32::from_bits(self.price[row].load(Relaxed))
+    }
+
+    #[inline]
+    fn available(&self, row: usize) -> bool {
+        self.available[row].load(Relaxed) != 0
+    }
 }
 
 /// One request's restrictions.
@@ -205,6 +229,20 @@ pub struct Eligibility<'a> {
     rules: Rules<'a>,
     /// The price range is bounded (otherwise prices are not read: one cache miss less per row).
     price_bounded: bool,
+}
+
+/// Whether the item of record `p` is inside its presale window at `now` (a presale item has
+/// `presale_start != 0`; the window includes both ends).
+#[inline]
+pub fn in_presale(p: &Packed, now: i64) -> bool {
+    (p.presale_start != 0) & (p.presale_start <= now) & (now <= p.presale_end)
+}
+
+/// An item sells once launched, and before its launch inside its presale window. A presale
+/// window never hides an item that has already launched.
+#[inline]
+fn sellable_at(p: &Packed, now: i64) -> bool {
+    (p.launch_ts <= now) | in_presale(p, now)
 }
 
 #[inline]
@@ -285,7 +323,7 @@ impl<'a> Eligibility<'a> {
     #[inline]
     pub fn live_ok(&self, row: usize) -> bool {
         let live = &self.live;
-        (live.available[row] != 0) & (live.stock[row] > 0) & self.price_ok(row)
+        live.available(row) & (live.stock(row) > 0) & self.price_ok(row)
     }
 
     /// `row`'s price is in the range; always when the range is unbounded, without reading it (so
@@ -294,7 +332,7 @@ impl<'a> Eligibility<'a> {
     fn price_ok(&self, row: usize) -> bool {
         let r = &self.rules;
         !self.price_bounded || {
-            let price = self.live.price[row];
+            let price = self.live.price(row);
             (price >= r.price_min) & (price <= r.price_max)
         }
     }
@@ -319,7 +357,7 @@ impl<'a> Eligibility<'a> {
     #[inline]
     fn passes(&self, row: usize) -> bool {
         let (it, live, r) = (&self.items, &self.live, &self.rules);
-        if live.stock[row] <= 0 || live.available[row] == 0 {
+        if live.stock(row) <= 0 || !live.available(row) {
             return false;
         }
         if !self.price_ok(row) {
@@ -350,12 +388,7 @@ impl<'a> Eligibility<'a> {
         {
             return false;
         }
-        if p.presale_start != 0 && r.now < p.presale_start {
-            return false;
-        }
-        // Inside its presale window an item sells before launch; otherwise it must have launched.
-        let in_presale = p.presale_start != 0 && r.now <= p.presale_end;
-        in_presale || p.launch_ts <= r.now
+        sellable_at(&p, r.now)
     }
 
     /// The packed records the checks read, when the columns were packed.
@@ -372,13 +405,11 @@ impl<'a> Eligibility<'a> {
         let region = (self.region_word(row, p) >> (r.region & 63)) & 1;
         let member_ok = (p.member_only == 0)
             | (r.member_brands.is_some() && mask_allows(r.member_brands, p.brand));
-        let in_presale = (p.presale_start != 0) & (r.now <= p.presale_end);
         let ok = (region != 0)
             & mask_allows(r.brand_ok, p.brand)
             & mask_allows(r.category_ok, p.category)
             & member_ok
-            & !((p.presale_start != 0) & (r.now < p.presale_start))
-            & (in_presale | (p.launch_ts <= r.now));
+            & sellable_at(p, r.now);
         ok && (r.excluded.is_empty() || r.excluded.binary_search(&(row as i64)).is_err())
     }
 
@@ -444,25 +475,28 @@ mod tests {
         pstart: Vec<i64>,
         pend: Vec<i64>,
         member_only: Vec<u8>,
-        stock: Vec<i32>,
-        price: Vec<f32>,
-        available: Vec<u8>,
+        stock: Vec<AtomicI32>,
+        price: Vec<AtomicU32>,
+        available: Vec<AtomicU8>,
     }
 
     fn data() -> Data {
         // row: 0 ok, 1 out of stock, 2 other region, 3 member-only brand 1, 4 presale 100..200,
-        // 5 launches at 500, 6 brand 2, 7 price 50
+        // 5 launches at 500, 6 brand 2, 7 price 50, 8 launched at 0 with a presale 100..200
         Data {
-            brand: vec![0, 0, 0, 1, 0, 0, 2, 0],
-            category: vec![0, 0, 0, 0, 1, 0, 0, 0],
-            regions: vec![1, 1, 2, 1, 1, 1, 1, 1],
-            launch: vec![0, 0, 0, 0, 300, 500, 0, 0],
-            pstart: vec![0, 0, 0, 0, 100, 0, 0, 0],
-            pend: vec![0, 0, 0, 0, 200, 0, 0, 0],
-            member_only: vec![0, 0, 0, 1, 0, 0, 0, 0],
-            stock: vec![1, 0, 1, 1, 1, 1, 1, 1],
-            price: vec![10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 50.0],
-            available: vec![1; 8],
+            brand: vec![0, 0, 0, 1, 0, 0, 2, 0, 0],
+            category: vec![0, 0, 0, 0, 1, 0, 0, 0, 0],
+            regions: vec![1, 1, 2, 1, 1, 1, 1, 1, 1],
+            launch: vec![0, 0, 0, 0, 300, 500, 0, 0, 0],
+            pstart: vec![0, 0, 0, 0, 100, 0, 0, 0, 100],
+            pend: vec![0, 0, 0, 0, 200, 0, 0, 0, 200],
+            member_only: vec![0, 0, 0, 1, 0, 0, 0, 0, 0],
+            stock: Vec::from([1, 0, 1, 1, 1, 1, 1, 1, 1].map(AtomicI32::new)),
+            price: Vec::from(
+                [10.0f32, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 50.0, 10.0]
+                    .map(|p| AtomicU32::new(p.to_bits())),
+            ),
+            available: (0..9).map(|_| AtomicU8::new(1)).collect(),
         }
     }
 
@@ -503,14 +537,14 @@ mod tests {
         let (items, live) = columns(d);
         let e = Eligibility::new(items, live, r).unwrap();
         let rows = e.bitset().rows();
-        let checked: Vec<i64> = (0..8).filter(|&r| e.contains(r)).collect();
+        let checked: Vec<i64> = (0..9).filter(|&r| e.contains(r)).collect();
         assert_eq!(rows, checked, "bitset and row checks disagree");
         rows
     }
 
     #[test]
     fn default_rules_drop_stock_region_member_and_unlaunched() {
-        assert_eq!(eligible(&data(), rules(0)), vec![0, 6, 7]);
+        assert_eq!(eligible(&data(), rules(0)), vec![0, 6, 7, 8]);
     }
 
     #[test]
@@ -520,6 +554,34 @@ mod tests {
         assert!(!eligible(&d, rules(250)).contains(&4));
         assert!(eligible(&d, rules(300)).contains(&4));
         assert!(eligible(&d, rules(600)).contains(&5));
+    }
+
+    #[test]
+    fn a_later_presale_window_does_not_hide_a_launched_item() {
+        let d = data();
+        for now in [50, 150, 250] {
+            assert!(eligible(&d, rules(now)).contains(&8), "hidden at {now}");
+        }
+        let p = Packed {
+            presale_start: 100,
+            presale_end: 200,
+            ..Packed::default()
+        };
+        assert!(!in_presale(&p, 99) && in_presale(&p, 100) && in_presale(&p, 200));
+        assert!(!in_presale(&p, 201));
+    }
+
+    #[test]
+    fn live_state_updates_are_seen_by_the_next_check() {
+        let d = data();
+        let (items, live) = columns(&d);
+        let e = Eligibility::new(items, live, rules(0)).unwrap();
+        assert!(e.contains(0));
+        d.stock[0].store(0, Relaxed);
+        assert!(!e.contains(0));
+        d.stock[0].store(3, Relaxed);
+        d.available[0].store(0, Relaxed);
+        assert!(!e.contains(0));
     }
 
     #[test]
@@ -546,7 +608,7 @@ mod tests {
         let r = Rules {
             brand_ok: Some(&block2),
             price_max: 20.0,
-            excluded: &[0],
+            excluded: &[0, 8],
             ..rules(0)
         };
         assert_eq!(eligible(&d, r), Vec::<i64>::new());

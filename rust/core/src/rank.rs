@@ -4,7 +4,7 @@
 //! Pages are filled one after another from the same ordered pool, so page `p` is the same whether
 //! or not earlier pages were requested, and no item appears on two pages.
 
-use crate::eligibility::{Eligibility, Packed};
+use crate::eligibility::{in_presale, Eligibility, Packed};
 use crate::error::{invalid, Result};
 use crate::prefetch;
 
@@ -16,6 +16,7 @@ pub const REASON_CONSIDERED: u32 = 1 << 11;
 pub const REASON_POPULAR: u32 = 1 << 12;
 pub const REASON_RESERVED: u32 = 1 << 13;
 pub const REASON_CAP_RELAXED: u32 = 1 << 14;
+pub const REASON_PRESALE: u32 = 1 << 15;
 
 /// Per-item columns the score reads.
 #[derive(Clone, Copy)]
@@ -23,6 +24,9 @@ pub struct RankColumns<'a> {
     pub brand: &'a [i32],
     pub category: &'a [i32],
     pub launch_ts: &'a [i64],
+    /// 0 = not a presale item.
+    pub presale_start: &'a [i64],
+    pub presale_end: &'a [i64],
     /// Bit `c` = item is in campaign `c`.
     pub campaigns: &'a [u64],
     /// Popularity scaled to [0, 1] (e.g. `log1p(pop) / log1p(max)`).
@@ -41,6 +45,10 @@ pub struct RankParams {
     pub new_window: i64,
     /// Slots per page reserved for new items (when enough eligible new items are candidates).
     pub new_slots: usize,
+    /// At most this many new items per page (incubation is capped); 0 = no cap.
+    pub max_new: usize,
+    /// Boost of presale items inside their presale window.
+    pub presale_boost: f32,
     /// Boost per campaign, already zero for campaigns not targeting this shopper.
     pub campaign_boost: [f32; 64],
     pub member_boost: f32,
@@ -120,6 +128,8 @@ pub fn rank(
     for (name, len) in [
         ("category", cols.category.len()),
         ("launch_ts", cols.launch_ts.len()),
+        ("presale_start", cols.presale_start.len()),
+        ("presale_end", cols.presale_end.len()),
         ("campaigns", cols.campaigns.len()),
         ("popularity", cols.popularity.len()),
     ] {
@@ -315,7 +325,7 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
     if params.page != 0
         || params.max_per_category != 0
         || cap > MAX_CAP
-        || (params.new_slots > 0 && pool.iter().any(|s| s.new))
+        || ((params.new_slots > 0 || params.max_new > 0) && pool.iter().any(|s| s.new))
         || pool.iter().any(|s| s.row > u32::MAX as i64)
     {
         return None;
@@ -388,6 +398,8 @@ fn first_page_by_brand(pool: &[Scored], params: &RankParams) -> Option<Vec<u32>>
 fn record(cols: &RankColumns<'_>, r: usize) -> Packed {
     Packed {
         launch_ts: cols.launch_ts[r],
+        presale_start: cols.presale_start[r],
+        presale_end: cols.presale_end[r],
         campaigns: cols.campaigns[r],
         brand: cols.brand[r],
         category: cols.category[r],
@@ -423,6 +435,10 @@ fn score(
     if new {
         score += params.new_boost;
         reasons |= REASON_NEW;
+    }
+    if params.presale_boost != 0.0 && in_presale(p, params.now) {
+        score += params.presale_boost;
+        reasons |= REASON_PRESALE;
     }
     let mut campaigns = p.campaigns;
     let mut campaign = 0.0f32;
@@ -572,6 +588,12 @@ fn fill_page(
     let mut picked: Vec<(usize, u32)> = Vec::with_capacity(params.page_size);
     counts.brands.iter_mut().for_each(|c| *c = 0);
     counts.categories.iter_mut().for_each(|c| *c = 0);
+    let max_new = if params.max_new == 0 {
+        usize::MAX
+    } else {
+        params.max_new.max(params.new_slots)
+    };
+    let mut new_count = 0usize;
     let max_brand = if params.max_per_brand == 0 {
         u32::MAX
     } else {
@@ -582,8 +604,8 @@ fn fill_page(
     } else {
         params.max_per_category as u32
     };
-    // Pass 0: reserved slots for new items; 1: everything under the caps; 2: caps relaxed, only
-    // when the pool holds too few brands or categories to fill the page otherwise.
+    // Pass 0: reserved slots for new items; 1: everything under the caps (brand, category, new
+    // items); 2: caps relaxed, only when the pool holds too few others to fill the page.
     for pass in 0..3 {
         let want = if pass == 0 {
             params.new_slots.min(params.page_size)
@@ -599,11 +621,16 @@ fn fill_page(
                 continue;
             }
             let (b, c) = (slot(s.brand), slot(s.category));
-            if pass < 2 && (counts.brands[b] >= max_brand || counts.categories[c] >= max_category) {
+            if pass < 2
+                && (counts.brands[b] >= max_brand
+                    || counts.categories[c] >= max_category
+                    || (s.new && new_count >= max_new))
+            {
                 continue;
             }
             taken[i] = true;
             picked.push((i, extra));
+            new_count += s.new as usize;
             counts.brands[b] += 1;
             counts.categories[c] += 1;
             if picked.len() >= want {
@@ -622,6 +649,8 @@ mod tests {
         brand: Vec<i32>,
         category: Vec<i32>,
         launch: Vec<i64>,
+        pstart: Vec<i64>,
+        pend: Vec<i64>,
         campaigns: Vec<u64>,
         pop: Vec<f32>,
     }
@@ -631,6 +660,8 @@ mod tests {
             brand: (0..n as i32).map(|i| i % 3).collect(),
             category: (0..n as i32).map(|i| i % 5).collect(),
             launch: vec![0; n],
+            pstart: vec![0; n],
+            pend: vec![0; n],
             campaigns: vec![0; n],
             pop: vec![0.0; n],
         }
@@ -643,6 +674,8 @@ mod tests {
             new_boost: 0.0,
             new_window: 0,
             new_slots: 0,
+            max_new: 0,
+            presale_boost: 0.0,
             campaign_boost: [0.0; 64],
             member_boost: 0.0,
             considered_boost: 0.0,
@@ -661,6 +694,8 @@ mod tests {
             brand: &c.brand,
             category: &c.category,
             launch_ts: &c.launch,
+            presale_start: &c.pstart,
+            presale_end: &c.pend,
             campaigns: &c.campaigns,
             popularity: &c.pop,
             packed: None,
@@ -680,6 +715,48 @@ mod tests {
         assert_eq!(page.rows, vec![4, 2, 7]);
         assert_eq!(page.scores, vec![0.9, 0.5, 0.3]);
         assert_eq!(page.pool, 3);
+    }
+
+    #[test]
+    fn presale_items_inside_their_window_get_the_boost_and_reason() {
+        let mut c = cols(4);
+        c.pstart = vec![0, 900, 1100, 0];
+        c.pend = vec![0, 1000, 1200, 0];
+        let mut p = params(0, 4);
+        p.presale_boost = 0.5;
+        let page = run(&c, &p, &[0, 1, 2, 3], &[0.4, 0.1, 0.3, 0.2]);
+        // now = 1000: row 1 is inside its window (ends included), row 2's has not begun
+        assert_eq!(page.rows, vec![1, 0, 2, 3]);
+        assert_eq!(page.scores[0], 0.1 + 0.5);
+        let presale: Vec<bool> = page
+            .reasons
+            .iter()
+            .map(|r| r & REASON_PRESALE != 0)
+            .collect();
+        assert_eq!(presale, vec![true, false, false, false]);
+    }
+
+    #[test]
+    fn new_items_are_capped_per_page_unless_nothing_else_fills_it() {
+        let mut c = cols(20);
+        c.brand = vec![0; 20];
+        c.category = vec![0; 20];
+        // rows 0..10 are new (launched at now), and the most relevant
+        c.launch = (0..20).map(|i| if i < 10 { 1000 } else { 0 }).collect();
+        let rows: Vec<i64> = (0..20).collect();
+        let rel: Vec<f32> = (0..20).map(|i| 20.0 - i as f32).collect();
+        let mut p = params(0, 10);
+        p.new_window = 100;
+        p.new_boost = 1.0;
+        p.max_new = 3;
+        let page = run(&c, &p, &rows, &rel);
+        let new = page.rows.iter().filter(|&&r| r < 10).count();
+        assert_eq!((page.rows.len(), new), (10, 3));
+        assert_eq!(&page.rows[..3], &[0, 1, 2]);
+        // too few old items to fill the page: the cap gives way, flagged
+        let page = run(&c, &p, &rows[..12], &rel[..12]);
+        assert_eq!(page.rows.len(), 10);
+        assert!(page.reasons.iter().any(|r| r & REASON_CAP_RELAXED != 0));
     }
 
     #[test]
@@ -780,6 +857,8 @@ mod timing {
             brand: &brand,
             category: &category,
             launch_ts: &launch,
+            presale_start: &launch,
+            presale_end: &launch,
             campaigns: &campaigns,
             popularity: &pop,
             packed: None,
@@ -793,6 +872,8 @@ mod timing {
             new_boost: 0.0,
             new_window: 0,
             new_slots: 0,
+            max_new: 0,
+            presale_boost: 0.0,
             campaign_boost: [0.0; 64],
             member_boost: 0.0,
             considered_boost: 0.0,

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import faiss
 import numpy as np
 from faiss.contrib.datasets import SyntheticDataset
-
 from peakrec import _core
 
 NOW = 1_764_000_000  # a fixed "now" (2025-11-24) so eligibility by time is reproducible

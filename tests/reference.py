@@ -42,9 +42,10 @@ def eligible_mask(
     ok &= ~member_only | is_member
     start = np.asarray(items.presale_start)[sel]
     end = np.asarray(items.presale_end)[sel]
+    # Sellable once launched, and before launch inside its presale window (a presale window never
+    # hides an item that has launched).
     in_presale = (start != 0) & (now >= start) & (now <= end)
-    before_presale = (start != 0) & (now < start)
-    ok &= ~before_presale & (in_presale | (np.asarray(items.launch_ts)[sel] <= now))
+    ok &= in_presale | (np.asarray(items.launch_ts)[sel] <= now)
     if excluded is not None and len(excluded):
         if rows is None:
             ok[excluded] = False

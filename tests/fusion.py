@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-
 from peakrec.errors import InvalidInputError
 
 
