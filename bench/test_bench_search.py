@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peakrec.v1 import recommender_pb2 as pb  # noqa: E402
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 from service_harness import Server, channel  # noqa: E402
-from test_bench_service import IN_FLIGHT, SECONDS, WORKERS, run_load  # noqa: E402
+from test_bench_service import ADMIT_ALL, IN_FLIGHT, SECONDS, WORKERS, run_load  # noqa: E402
 
 ITEMS = int(os.environ.get("PEAKREC_BENCH_SEARCH_ITEMS", "200000"))
 USERS = ITEMS // 4
@@ -79,7 +79,7 @@ def test_search_rpc_cost_beside_storefront(benchmark, demo):
     results: dict[str, dict[str, float]] = {}
 
     def measure() -> None:
-        server = Server(bundles, workers=WORKERS, args=("--max-inflight", str(IN_FLIGHT)))
+        server = Server(bundles, workers=WORKERS, args=ADMIT_ALL)
         with server:
             stub = pb_grpc.RecommenderStub(channel(server.target))
             # Correctness first: full pages, and the search page is the in-process engine's page.
