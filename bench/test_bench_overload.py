@@ -8,7 +8,8 @@ machine: one worker on core 0, the generator on core 1).
 
 1. capacity: OK answers/s of a closed loop with 4 calls in flight per worker (none refused);
 2. open loop at 1x, 3x and 10x that rate, every call with a 100 ms deadline, from naive clients;
-3. the same at 3x and 10x from clients that throttle themselves as peakrec.Client does (k = 2).
+3. the same at 3x and 10x from clients that throttle themselves as peakrec.Client does (k = 2),
+   measured after an 11 s warm-up: the throttle counts over 10 s.
 
 Each row: goodput (OK/s) and its ratio to capacity, the p99 latency of the OK answers, refusals/s
 (server-counted, and as the clients saw them) and how fast they came. The generator is
@@ -109,15 +110,12 @@ def loadgen(server: Server, payload_file: Path, *args: str) -> dict:
 
 
 def offer(server: Server, payload_file: Path, rate: float, throttle_k: float | None) -> dict[str, float]:
+    # Throttling clients count over 10 s: they are measured after 11 s, in their steady state.
+    warmup = 11 if throttle_k else 1
+    throttle = ("--throttle-k", str(throttle_k)) if throttle_k else ()
     before = shed(server)
-    r = loadgen(
-        server,
-        payload_file,
-        "--rate",
-        f"{rate:.0f}",
-        *(("--throttle-k", str(throttle_k)) if throttle_k else ()),
-    )
-    shed_per_s = (shed(server) - before) / (SECONDS + 1)
+    r = loadgen(server, payload_file, "--rate", f"{rate:.0f}", "--warmup-seconds", str(warmup), *throttle)
+    shed_per_s = (shed(server) - before) / (SECONDS + warmup)
     codes, s = r["codes"], r["seconds"]
     refused = codes.get("RESOURCE_EXHAUSTED", 0) + codes.get("UNAVAILABLE", 0)
     return {
