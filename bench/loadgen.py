@@ -104,7 +104,7 @@ async def _run(
             out.codes[code] += 1
             if code in ("RESOURCE_EXHAUSTED", "UNAVAILABLE"):
                 out.refused_ms.append((time.perf_counter() - started) * 1e3)
-            if throttle is not None and code != "RESOURCE_EXHAUSTED":
+            if throttle is not None and code not in ("RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"):
                 throttle.accepted()
 
     for ch in channels:

@@ -61,8 +61,8 @@ def test_the_validator_catches_a_misspelt_field():
         kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
 
 
-def test_probes_are_native_grpc_on_the_public_port(container: dict):
-    port = int(flag(container, "--port"))
+def test_probes_are_native_grpc_on_the_health_port(container: dict):
+    port = int(flag(container, "--health-port"))  # outside admission: not refused under overload
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == port, probe
     assert container["readinessProbe"]["grpc"]["service"] == "peakrec.v1.Recommender"
@@ -104,7 +104,8 @@ def test_metrics_are_scraped_from_the_metrics_port(container: dict):
     port = flag(container, "--metrics-port")
     assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/port"] == port
     assert flag(container, "--metrics-host") == "0.0.0.0"
-    assert {p["containerPort"] for p in container["ports"]} == {int(port), int(flag(container, "--port"))}
+    served = {int(port), int(flag(container, "--port")), int(flag(container, "--health-port"))}
+    assert {p["containerPort"] for p in container["ports"]} == served
 
 
 def test_services_select_the_pods_and_name_their_grpc_port():

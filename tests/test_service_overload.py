@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from peakrec.pipeline.types import Shopper
 from peakrec.service.throttle import Throttled
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
-from service_harness import Server, channel, storefront
+from service_harness import Server, channel, free_port, storefront
 
 pytestmark = pytest.mark.slow
 
@@ -280,3 +281,59 @@ def test_the_client_holds_back_calls_while_the_server_refuses(bundles: Path):
         assert local > 100  # most of the excess never left the client
         assert metric(server, "peakrec_shed_total", reason="concurrency") == 200 - local
         assert outcome(blocker) == grpc.StatusCode.OK
+
+
+def test_the_health_port_answers_while_the_public_port_refuses_everything(bundles: Path):
+    health_port = free_port()
+    args = ("--max-inflight", "1", "--max-queue", "0", "--health-port", str(health_port))
+    with Server(bundles, workers=1, engine="fake_engine", args=args) as server:
+        blocker = server.stub().Storefront.future(slow(2000), timeout=10)  # holds the only slot
+        time.sleep(0.2)
+        public = health_pb2_grpc.HealthStub(channel(server.target))
+        with pytest.raises(grpc.RpcError) as info:
+            public.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # why probes need their own port
+        probes = health_pb2_grpc.HealthStub(channel(f"127.0.0.1:{health_port}"))
+        for service in ("", "peakrec.v1.Recommender"):
+            reply = probes.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert outcome(blocker) == grpc.StatusCode.OK
+
+
+def test_a_drain_under_steady_traffic_ends_once_the_calls_taken_in_are_answered(bundles: Path):
+    args = ("--drain-delay", "0", "--grace", "8")
+    server = Server(bundles, workers=1, engine="fake_engine", args=args).start()
+    try:
+        stop = threading.Event()
+        codes: list[grpc.StatusCode] = []
+
+        def hammer(i: int) -> None:  # clients that keep calling through the drain
+            stub = pb_grpc.RecommenderStub(channel(server.target, **{"peakrec.test.attempt": i}))
+            while not stop.is_set():
+                try:
+                    stub.Storefront(storefront(), timeout=2)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as err:
+                    codes.append(err.code())
+
+        taken_in = server.stub().Storefront.future(slow(500), timeout=10)
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+        assert server.proc is not None
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+        drained = time.monotonic() - started
+        stop.set()
+        for t in threads:
+            t.join()
+        assert outcome(taken_in) == grpc.StatusCode.OK
+        assert drained < 3, drained  # the 0.5 s call, not the 8 s grace, bounds the drain
+        assert grpc.StatusCode.UNAVAILABLE in codes  # what arrived during the drain was told to go
+        # (and what reached the transport in the instant the server closed, grpc itself cancels)
+        assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+        assert codes.count(grpc.StatusCode.CANCELLED) <= 4
+    finally:
+        server.kill()

@@ -13,7 +13,7 @@
 //! peakrec.Client does (adaptive throttling, Google SRE book): a call is refused locally, counted as
 //! THROTTLED and never sent, with probability max(0, (requests - K * accepts) / (requests + 1))
 //! over the last 10 s, where accepts are the calls the server answered other than
-//! RESOURCE_EXHAUSTED. The rule mirrors python/peakrec/service/throttle.py.
+//! RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED. The rule mirrors python/peakrec/service/throttle.py.
 //!
 //! FILE holds serialised request messages, each prefixed by its 4-byte little-endian length.
 
@@ -402,7 +402,7 @@ async fn run(a: Args, payloads: Vec<Bytes>) -> Result<serde_json::Value, String>
             };
             let code = status.as_ref().map_or(Code::Ok, |s| s.code());
             if let Some(t) = &throttle {
-                if code != Code::ResourceExhausted {
+                if !matches!(code, Code::ResourceExhausted | Code::DeadlineExceeded) {
                     t.lock().unwrap().accepted(start_second(Instant::now()));
                 }
             }

@@ -11,6 +11,7 @@ import faiss
 from peakrec.cli import number, progress_wanted
 from peakrec.errors import InvalidInputError
 from peakrec.evaluation.storefront import evaluate_storefront, read_heldout
+from peakrec.pipeline.validate import MAX_PAGE_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument("bundle", help="bundle directory or BUNDLES_DIR")
     s.add_argument("--heldout", required=True, help="heldout.jsonl: {user_id, next_purchases} per line")
-    s.add_argument("-k", type=number(int, 1, 1000), default=20, help="page size and cut-off")
+    s.add_argument("-k", type=number(int, 1, MAX_PAGE_SIZE), default=20, help="page size and cut-off")
     s.add_argument("--limit", type=number(int, 1), help="evaluate only the first N users")
     s.add_argument(
         "--ranking",
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.add_argument("bundle", help="bundle directory or BUNDLES_DIR")
     q.add_argument("--queries", required=True, help="queries.jsonl: {query, targets} per line")
-    q.add_argument("-k", type=number(int, 1, 1000), default=10, help="page size and cut-off")
+    q.add_argument("-k", type=number(int, 1, MAX_PAGE_SIZE), default=10, help="page size and cut-off")
     q.add_argument("--limit", type=number(int, 1), help="evaluate only the first N queries")
     q.add_argument("--now", type=_time, help=NOW_HELP)
     q.add_argument("--json", action="store_true", help="print the figures as JSON")

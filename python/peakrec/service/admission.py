@@ -8,7 +8,7 @@ answered after its deadline, and goodput collapses. This executor instead
 * serves the queue in arrival order while it drains, and newest first once the oldest call has
   waited longer than ``target`` (adaptive LIFO: the newest call has the most deadline left), yet
   looks at any call that has waited ``interval`` (so none is forgotten at the bottom of the stack
-  until its deadline has passed: it is served if it still has time, else refused);
+  until its deadline has passed: it is served if it still has the time, refused if not);
 * tells the interceptor how long each call waited and whether the queue was congested
   (``waited()``), so that work whose deadline has passed or cannot be met is never started and a
   call that spent half its deadline queued is refused instead.
@@ -27,6 +27,7 @@ from concurrent import futures
 from typing import Any
 
 _local = threading.local()
+DRAIN_LIMIT = 1 << 30  # grpcio's limit while draining: every call reaches the interceptor
 
 
 def waited() -> tuple[float, bool]:
@@ -34,11 +35,17 @@ def waited() -> tuple[float, bool]:
     return getattr(_local, "waited", 0.0), getattr(_local, "congested", False)
 
 
-class _Item:
-    __slots__ = ("queued", "future", "fn", "args", "kwargs")
+def arrived() -> float | None:
+    """time.monotonic() when the running call was handed to this executor (None: another one)."""
+    return getattr(_local, "queued", None)
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict):
+
+class _Item:
+    __slots__ = ("queued", "before_drain", "future", "fn", "args", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, before_drain: bool):
         self.queued = time.monotonic()
+        self.before_drain = before_drain
         self.future: futures.Future = futures.Future()
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
@@ -70,6 +77,7 @@ class AdmissionExecutor(futures.Executor):
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_Item] = deque()
         self._pending = 0  # queued + running: what grpcio counts against maximum_concurrent_rpcs
+        self._taken_in = 0  # of those, the calls that arrived before a drain began
         self._closed = False
         self._draining = False
         self._workers = [
@@ -95,35 +103,40 @@ class AdmissionExecutor(futures.Executor):
         limit = self.threads + min(self.max_queue, max(self.threads, queue))  # room for a burst
         if limit != self.limit:
             self.limit = limit
-            if self.on_limit is not None:
+            if self.on_limit is not None:  # it keeps the drain's open limit if a drain began meanwhile
                 self.on_limit(limit)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     def drain(self) -> None:
         """From now on every call reaches the interceptor, which answers those that arrive during
         the drain UNAVAILABLE (a retry elsewhere), rather than grpcio's RESOURCE_EXHAUSTED."""
         self._draining = True
+        self.limit = DRAIN_LIMIT
         if self.on_limit is not None:
-            self.on_limit(1 << 30)
-
-    # -- what the interceptor asks ---------------------------------------------------------------
-    def would_refuse(self) -> bool:
-        """True when grpcio is about to refuse a new call for the concurrency limit (called from
-        its poll thread, before it decides)."""
-        return self._pending >= self.limit
+            self.on_limit(DRAIN_LIMIT)
 
     @property
     def pending(self) -> int:
-        """Calls taken in and not yet answered (queued or running)."""
+        """Calls handed over and not yet answered (queued or running)."""
         return self._pending
+
+    @property
+    def taken_in(self) -> int:
+        """Calls handed over before a drain began and not yet answered: the ones a drain waits for."""
+        return self._taken_in
 
     # -- futures.Executor ------------------------------------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future:
-        item = _Item(fn, args, kwargs)
         with self._cond:
             if self._closed:
                 raise RuntimeError("admission: executor is shut down")
+            item = _Item(fn, args, kwargs, before_drain=not self._draining)
             self._queue.append(item)
             self._pending += 1
+            self._taken_in += item.before_drain
             self._cond.notify()
         return item.future
 
@@ -156,20 +169,21 @@ class AdmissionExecutor(futures.Executor):
                     self._cond.wait()
                 item, wait, congested = self._take()
             if not item.future.set_running_or_notify_cancel():
-                self._done()
+                self._done(item)
                 continue
-            _local.waited, _local.congested = wait, congested
+            _local.waited, _local.congested, _local.queued = wait, congested, item.queued
             try:
                 result = item.fn(*item.args, **item.kwargs)
             except BaseException as err:  # grpcio's pool function never raises; keep the thread alive
-                self._done()
+                self._done(item)
                 item.future.set_exception(err)
             else:
-                self._done()
+                self._done(item)
                 item.future.set_result(result)
             finally:
-                _local.waited, _local.congested = 0.0, False
+                _local.waited, _local.congested, _local.queued = 0.0, False, None
 
-    def _done(self) -> None:
+    def _done(self, item: _Item) -> None:
         with self._cond:
             self._pending -= 1
+            self._taken_in -= item.before_drain

@@ -33,6 +33,13 @@ def register(subparsers: Any) -> None:
         help="public bind address; 0.0.0.0 or :: to accept other machines (containers need it)",
     )
     serve.add_argument("--port", type=PORT, default=50051, help="public port (Recommender)")
+    serve.add_argument(
+        "--health-port",
+        type=PORT,
+        default=None,
+        help="a plaintext port serving only grpc.health.v1, outside admission control, for probes: "
+        "under overload the public port refuses health checks with the rest (default: off)",
+    )
     serve.add_argument("--admin-host", default="127.0.0.1", help="admin bind address")
     serve.add_argument("--admin-port", type=PORT, default=50052, help="admin port (Admin)")
     serve.add_argument(
@@ -219,6 +226,7 @@ def run_serve(args: argparse.Namespace) -> int:
             grace_seconds=args.grace,
             drain_delay=args.drain_delay,
             max_connection_age=args.max_connection_age,
+            health_port=args.health_port,
             engine=args.engine,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,

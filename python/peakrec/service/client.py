@@ -12,7 +12,7 @@ import grpc
 from peakrec.errors import InvalidInputError, NotFoundError
 from peakrec.pipeline.types import Filters, Shopper
 from peakrec.service.statefile import ItemUpdate
-from peakrec.service.throttle import AdaptiveThrottle
+from peakrec.service.throttle import SHED, AdaptiveThrottle
 from peakrec.v1 import recommender_pb2 as pb
 from peakrec.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -205,7 +205,7 @@ class Client:
         try:
             reply = method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as err:
-            if throttle is not None and err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if throttle is not None and err.code() not in SHED:
                 throttle.accepted()
             _raise_typed(err)
         if throttle is not None:

@@ -69,6 +69,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         self.served = served  # told of each call answered by the request path (the queue's bound)
         self.draining_since: float | None = None  # time.monotonic() when the drain began
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._refused: dict[str, tuple[Any, Any]] = {}
         self._logged: dict[tuple[str, str], float] = {}
 
     def start_draining(self) -> None:
@@ -86,10 +87,14 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             ):
                 return handler
             wrapped = self._wrapped[details.method] = self._wrap(details.method, handler)
+            name = details.method.rsplit("/", 1)[-1]  # counters kept: grpcio's poll thread runs this
+            self._refused[details.method] = (
+                metrics.SHED.labels(name, "concurrency"),
+                metrics.REQUESTS.labels(name, "RESOURCE_EXHAUSTED"),
+            )
         if self.refusing is not None and self.refusing():  # grpcio refuses this one right after us
-            name = details.method.rsplit("/", 1)[-1]
-            metrics.SHED.labels(name, "concurrency").inc()
-            metrics.REQUESTS.labels(name, "RESOURCE_EXHAUSTED").inc()
+            for counter in self._refused[details.method]:
+                counter.inc()
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -104,14 +109,14 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         def admit(context: grpc.ServicerContext) -> None:
             waited, congested = admission.waited()
             since = self.draining_since
-            if since is not None and time.monotonic() - waited >= since:  # arrived after the drain began
+            if since is not None and (admission.arrived() or time.monotonic()) >= since:  # came in the drain
                 raise Refusal(
                     grpc.StatusCode.UNAVAILABLE, "draining: this worker is shutting down; retry", "draining"
                 )
             remaining = context.time_remaining()
             if remaining is None or remaining > 1e6:  # no deadline
                 return
-            if remaining < service_time[0]:
+            if remaining <= 0 or remaining < service_time[0]:
                 raise Refusal(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                     f"deadline: {remaining * 1e3:.1f} ms left after {waited * 1e3:.1f} ms queued, "

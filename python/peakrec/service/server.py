@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from peakrec.service import interceptors, logsetup, observability
-from peakrec.service.admission import AdmissionExecutor
+from peakrec.service.admission import DRAIN_LIMIT, AdmissionExecutor
 from peakrec.service.servicers import AdminServicer, RecommenderServicer
 from peakrec.service.worker import Worker
 from peakrec.v1 import recommender_pb2 as pb
@@ -49,6 +49,7 @@ class ServeOptions:
     grace_seconds: float = 10.0
     drain_delay: float = 0.1
     max_connection_age: float = 5.0
+    health_port: int | None = None  # plaintext grpc.health.v1 only, outside admission (probes)
     engine: str = "peakrec"
     worker_index: int = 0
     workers: int = 1
@@ -112,10 +113,18 @@ def _bind_limit(server: grpc.Server, executor: AdmissionExecutor) -> Callable[[]
         or not hasattr(state, "active_rpc_count")
         or not hasattr(state, "maximum_concurrent_rpcs")
     ):
+        log.warning(
+            "grpcio %s: no private server state to follow; the admission limit stays fixed", grpc.__version__
+        )
         executor.on_limit = None
         fixed = executor.limit
         return lambda: executor.pending >= fixed
-    executor.on_limit = lambda limit: setattr(state, "maximum_concurrent_rpcs", limit)
+
+    def set_limit(limit: int) -> None:
+        with state.lock:  # the poll thread reads it twice under this lock: both reads agree
+            state.maximum_concurrent_rpcs = DRAIN_LIMIT if executor.draining else limit
+
+    executor.on_limit = set_limit
     return lambda: state.active_rpc_count >= state.maximum_concurrent_rpcs
 
 
@@ -146,6 +155,18 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     reflection.enable_server_reflection((RECOMMENDER, health.SERVICE_NAME, reflection.SERVICE_NAME), public)
     _add_port(public, f"{opts.host}:{opts.port}", opts)
 
+    # Probes on a server of their own: grpcio's concurrency limit covers every method of a server,
+    # so under overload the public port's health checks are refused with the rest, and a pod would
+    # be taken out of service (or restarted) at the peak. Plaintext: kubelet's gRPC probes are.
+    probe = None
+    if opts.health_port is not None:
+        probe = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="peakrec-health"),
+            options=_options(64 * 1024),
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(public_health, probe)
+        probe.add_insecure_port(f"{opts.host}:{opts.health_port}")
+
     admin_chain: list[grpc.ServerInterceptor] = []
     if opts.admin_token:  # outermost: the service interceptor caches its wrapper per method
         admin_chain.append(interceptors.TokenInterceptor(opts.admin_token))
@@ -175,6 +196,8 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
         return 3
     public.start()
     admin.start()
+    if probe is not None:
+        probe.start()
     for servicer, service_name in ((public_health, RECOMMENDER), (admin_health, ADMIN)):
         for name in ("", service_name):
             servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -183,7 +206,8 @@ def serve(opts: ServeOptions, stop: threading.Event | None = None) -> int:
     log.info("worker %d (pid %d) serving %s", opts.worker_index, os.getpid(), worker.live.version)
 
     stop.wait()
-    _drain(opts, worker, executor, (public, admin), (public_health, admin_health), (service, admin_service))
+    servers = (public, admin) if probe is None else (public, admin, probe)
+    _drain(opts, worker, executor, servers, (public_health, admin_health), (service, admin_service))
     log.info("worker %d drained", opts.worker_index)
     return 0
 
@@ -203,12 +227,14 @@ def _drain(
     deadline = time.monotonic() + opts.drain_delay + opts.grace_seconds
     worker.stop_watching()
     time.sleep(opts.drain_delay)
-    for servicer in healths:
-        servicer.enter_graceful_shutdown()
+    # In this order: once health says NOT_SERVING, every new call is told UNAVAILABLE (none is
+    # served, and grpcio refuses none for its limit).
+    executor.drain()
     for service in services:
         service.start_draining()
-    executor.drain()
-    while executor.pending and time.monotonic() < deadline:
+    for servicer in healths:
+        servicer.enter_graceful_shutdown()
+    while executor.taken_in and time.monotonic() < deadline:  # not the calls refused meanwhile
         time.sleep(0.005)
     remaining = max(0.0, deadline - time.monotonic())
     for event in [server.stop(remaining) for server in servers]:
@@ -240,6 +266,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=10.0)
     parser.add_argument("--drain-delay", type=float, default=0.1)
     parser.add_argument("--max-connection-age", type=float, default=5.0)
+    parser.add_argument("--health-port", type=int)
     parser.add_argument("--engine", default="peakrec")
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
@@ -271,6 +298,7 @@ def worker_main(argv: list[str] | None = None) -> int:
         grace_seconds=args.grace,
         drain_delay=args.drain_delay,
         max_connection_age=args.max_connection_age,
+        health_port=args.health_port,
         engine=args.engine,
         worker_index=args.worker_index,
         workers=args.workers,

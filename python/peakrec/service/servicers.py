@@ -14,6 +14,7 @@ import numpy as np
 from peakrec.errors import InvalidInputError
 from peakrec.pipeline import types as t
 from peakrec.pipeline.validate import check_page, check_query, price_range
+from peakrec.retrieval.text import MAX_QUERY_CHARS
 from peakrec.service import metrics, observability
 from peakrec.service.statefile import ItemUpdate
 from peakrec.service.worker import Worker, read_current, write_current
@@ -24,7 +25,7 @@ DEFAULT_PAGE_SIZE = 20
 # Every string and repeated field of a request is bounded (docs/serving.md lists the limits), so a
 # malformed or hostile request costs a length check, not a scan, an allocation or a huge error message.
 MAX_ID = 128  # characters of a user, item or brand id, a region code, a bundle version
-MAX_TEXT = 1000  # characters of a search query, a category path, a context key or value
+MAX_TEXT = 1000  # characters of a category path, a context key or value
 MAX_IDS = 1000  # recent / excluded items, brands and categories per list
 MAX_CONTEXT = 64  # context features per shopper
 MAX_VECTOR = 4096  # floats of a caller-given query vector
@@ -187,7 +188,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> Any:
         def serve(path: t.RequestPath, page: t.Page) -> t.Recommendation:
-            query = check_query(_text(request.query, "query", MAX_TEXT))
+            query = check_query(_text(request.query, "query", MAX_QUERY_CHARS))
             return path.search(
                 t.SearchRequest(
                     query=query,

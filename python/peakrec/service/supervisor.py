@@ -43,6 +43,7 @@ class SupervisorOptions:
     grace_seconds: float = 10.0
     drain_delay: float = 0.1
     max_connection_age: float = 5.0
+    health_port: int | None = None
     engine: str = "peakrec"
     ready_timeout: float = 120.0
     tls_cert: Path | None = None
@@ -127,6 +128,7 @@ class Supervisor:
             "--grace", str(o.grace_seconds),
             "--drain-delay", str(o.drain_delay),
             "--max-connection-age", str(o.max_connection_age),
+            *(("--health-port", str(o.health_port)) if o.health_port is not None else ()),
             "--engine", o.engine,
             "--worker-index", str(index),
             "--workers", str(o.workers),
@@ -152,10 +154,13 @@ class Supervisor:
     def start(self) -> None:
         """Prepares the state directory, starts the workers and waits until all of them serve."""
         read_current(self.opts.bundles)  # a missing CURRENT is named here, not in N worker logs
-        for flag, host, port in (
+        ports = [
             ("--port", self.opts.host, self.opts.port),
             ("--admin-port", self.opts.admin_host, self.opts.admin_port),
-        ):
+        ]
+        if self.opts.health_port is not None:
+            ports.append(("--health-port", self.opts.host, self.opts.health_port))
+        for flag, host, port in ports:
             _check_port_free(flag, host, port)
         statefile.prepare(self.state_dir)
         shutil.rmtree(self.metrics_dir, ignore_errors=True)

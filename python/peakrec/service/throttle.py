@@ -4,7 +4,8 @@ A refusal is cheap but not free: a server refusing nine calls for every one it s
 as much CPU refusing as serving (see docs/serving.md). So once a server refuses, its clients refuse
 part of their own calls locally, before they reach the wire. Over the last ``window`` seconds each
 client counts the calls it made (``requests``) and those the server accepted (``accepts``: any
-answer but RESOURCE_EXHAUSTED), and refuses a new call with probability
+answer but RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED, which is how an overloaded server refuses work
+it cannot finish in time), and refuses a new call with probability
 
     max(0, (requests - k * accepts) / (requests + 1))
 
@@ -19,6 +20,8 @@ import threading
 import time
 
 import grpc
+
+SHED = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED)  # not accepts
 
 
 class Throttled(grpc.RpcError):
@@ -68,6 +71,6 @@ class AdaptiveThrottle:
                 raise Throttled(p)
 
     def accepted(self) -> None:
-        """The server accepted the call (answered anything but RESOURCE_EXHAUSTED)."""
+        """The server accepted the call (answered anything but a code in ``SHED``)."""
         with self._lock:
             self._accepts[self._slot(int(time.monotonic()))] += 1
