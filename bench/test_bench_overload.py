@@ -74,7 +74,17 @@ def demo() -> Path:
     return root
 
 
-EXPECTED = {"OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "THROTTLED"}
+# what overload may answer; UNKNOWN is tonic's "transport error": a connection the server closed
+# under a flood of calls that clients gave up on (grpc's guard against floods of stream resets)
+EXPECTED = {
+    "OK",
+    "RESOURCE_EXHAUSTED",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "CANCELLED",
+    "THROTTLED",
+    "UNKNOWN",
+}
 
 
 def catalogue_ids(demo: Path) -> set[str]:
@@ -125,7 +135,8 @@ def offer(server: Server, payload_file: Path, rate: float, throttle_k: float | N
     r = loadgen(server, payload_file, "--rate", f"{rate:.0f}", "--warmup-seconds", str(warmup), *throttle)
     shed_per_s = (shed(server) - before) / (SECONDS + warmup)
     codes, s = r["codes"], r["seconds"]
-    # every call offered was answered, refused or timed out, nothing failed otherwise
+    # every call offered was answered, refused, timed out or lost with its connection; nothing failed
+    # otherwise (no INTERNAL, no INVALID_ARGUMENT)
     assert sum(codes.values()) == r["offered"] and set(codes) <= EXPECTED, codes
     refused = codes.get("RESOURCE_EXHAUSTED", 0) + codes.get("UNAVAILABLE", 0)
     return {
