@@ -47,6 +47,7 @@ EF_SEARCH = 256
 CACHE = Path.home() / ".cache" / "peakrec-bench"
 CASES = ["0.1%", "1%", "10%", "50%", "100%", "1% far"]
 SHARES = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1, "50%": 0.5, "100%": 1.0, "1% far": 0.01}
+REGIONS_ALL = np.full((N, 2), ~np.uint64(0), np.uint64)  # open_catalog's: every item sold everywhere
 TABLE: dict[str, dict[str, tuple[float, float, bool]]] = {}
 
 
@@ -115,7 +116,7 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
     words = np.pad(words, (0, -len(words) % 8)).view(np.uint64)
     selector, _keep = bitmap_selector(words, N)
     config = RetrievalConfig(ef_search=EF_SEARCH)
-    kept = {"kept": state.kept} if hasattr(state, "kept") else {}  # (absent before issue 14)
+    kept = {"kept": state.keep(REGIONS_ALL)} if hasattr(state, "keep") else {}  # (absent before issue 14)
     hnsw_params = faiss.SearchParametersHNSW(sel=selector, efSearch=128)
     hnsw256_params = faiss.SearchParametersHNSW(sel=selector, efSearch=256)
     nprobe = min(ivf.nlist, math.ceil(256 / (len(eligible) / N)))

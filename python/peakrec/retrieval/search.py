@@ -27,6 +27,7 @@ import numpy as np
 from peakrec import _core
 from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import graph_of
+from peakrec.retrieval.kept import KeptEligibility
 
 
 @dataclass(slots=True)
@@ -174,16 +175,26 @@ def retrieve(
     deadline: float | None = None,
     force: str | None = None,
     share: float = 1.0,
+    kept: KeptEligibility | None = None,
+    region: int = 0,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
     ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``share``: the
     expected eligible share (e.g. the region's in-stock share); the first ANN search asks for
-    ``need / share`` so that one search usually fills the page.
+    ``need / share`` so that one search usually fills the page. ``kept``: the item state's kept
+    eligible-row sets (``retrieval.kept``) and ``region`` the shopper's region (the one in
+    ``rules``): their count chooses the plan before any search, and few kept rows are scanned
+    exactly instead of walking the graph or passing over all items.
     """
     n = len(catalog)
     need = max(1, min(need, n))
+    if kept is not None and force in (None, "exact"):
+        region_rows, count = kept.region(region)
+        if force == "exact" or count <= config.exact_max_rows or count < config.graph_min_share * n:
+            return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+        share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
     if graph is not None:
         got = _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share)
@@ -196,6 +207,10 @@ def retrieve(
         got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", share)
         if got is not None:
             return got
+    if kept is not None and force is None:
+        # the walk gave up (request rules correlated with the query): the kept rows, not all items
+        region_rows, count = kept.region(region)
+        return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
     words, count = catalog.eligible(rules)
     strategy = force if force in ("bitmap", "exact") else None
     if strategy is None:
@@ -207,6 +222,16 @@ def retrieve(
     eligible_rows = _core.bitset_rows(words)
     rows, scores = exact_search(vectors, eligible_rows, query, need)
     return Retrieved(rows, scores, "exact", count)
+
+
+def _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need) -> Retrieved:
+    """Exact top ``need`` over the rows both live and sold in the region that ``rules`` admit (Rust,
+    GIL released): reads ``count`` rows' vectors, never all items'. ``eligible_count`` is the kept
+    count, an upper bound of this request's (its own rules may remove a few more)."""
+    if query.dtype != _F32 or not query.flags.c_contiguous:
+        query = np.ascontiguousarray(query, dtype=np.float32)
+    rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows)
+    return Retrieved(rows, scores, "exact", count, count_estimated=True)
 
 
 def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:
