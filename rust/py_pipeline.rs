@@ -12,9 +12,10 @@ use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
     self as elig, Eligibility, ItemColumns, LiveState, Records, Rules as CoreRules,
 };
+use peakrec_core::kept;
 use peakrec_core::rank::{self, RankColumns, RankParams as CoreRankParams};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
 
 /// The elements of a C-contiguous array, read without rust-numpy's borrow tracking.
 ///
@@ -319,7 +320,8 @@ impl Catalog {
             )));
         }
         let words = self.n.div_ceil(64);
-        let kept = slice(py, kept, "kept")?;
+        // The live set is updated in place by other threads while requests read it.
+        let kept = atomic_slice::<u64, AtomicU64>(kept, "kept")?;
         let also = also.map(|a| slice(py, a, "also")).transpose()?;
         if kept.len() != words || also.is_some_and(|a| a.len() != words) {
             return Err(invalid(format!(
@@ -335,8 +337,17 @@ impl Catalog {
             )));
         }
         let vectors = slice(py, vectors, "vectors")?;
-        let (rows, scores) =
-            py.detach(|| peakrec_core::kept::scan(vectors, dim, kept, also, &e, query, k));
+        let (rows, scores) = py.detach(|| {
+            kept::scan(
+                vectors,
+                dim,
+                words,
+                kept::and_words(kept, also),
+                &e,
+                query,
+                k,
+            )
+        });
         Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
     }
 
@@ -583,7 +594,7 @@ fn bitset_and_count(
             b.len()
         )));
     }
-    Ok(peakrec_core::kept::and_count(a, b))
+    Ok(kept::and_count(a, b))
 }
 
 pub fn register(m: &Bound<PyModule>) -> PyResult<()> {

@@ -5,6 +5,7 @@
 use crate::eligibility::Eligibility;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How many rows both `a` and `b` hold (bitset words of the same length).
 pub fn and_count(a: &[u64], b: &[u64]) -> usize {
@@ -12,6 +13,17 @@ pub fn and_count(a: &[u64], b: &[u64]) -> usize {
         .zip(b)
         .map(|(x, y)| (x & y).count_ones() as usize)
         .sum()
+}
+
+/// Rows collected before their checks start; the prefetch distance within them.
+const BATCH: usize = 256;
+const PREFETCH_AHEAD: usize = 6;
+
+/// Word `w` of the intersection of `kept` (updated in place by other threads: atomic loads) and
+/// `also` (every row when `None`).
+#[inline]
+pub fn and_words<'a>(kept: &'a [AtomicU64], also: Option<&'a [u64]>) -> impl Fn(usize) -> u64 + 'a {
+    move |w| kept[w].load(Relaxed) & also.map_or(!0, |a| a[w])
 }
 
 /// Inner product of two equally long vectors, eight lanes at a time (auto-vectorised).
@@ -57,16 +69,18 @@ impl PartialOrd for Hit {
     }
 }
 
-/// Exact top `k` by inner product with `query` among the rows set in both `kept` and `also`
-/// (bitset words; `also` = every row when `None`) that `rules` admits, best first, ties by row.
+/// Exact top `k` by inner product with `query` among the rows of the bitset whose word `w` (of
+/// `words`) is `word(w)` that `rules` admits, best first, ties by row. `word` is a function so
+/// that a set another thread updates is read through atomics, and two sets can be and-ed on the
+/// fly (see [`and_words`]).
 ///
 /// `vectors` is `[n * dim]` row-major. Only the kept rows are read: the words are walked in order
 /// (64 rows a load), each set bit is checked against the request's rules and scored.
 pub fn scan(
     vectors: &[f32],
     dim: usize,
-    kept: &[u64],
-    also: Option<&[u64]>,
+    words: usize,
+    word: impl Fn(usize) -> u64,
     rules: &Eligibility<'_>,
     query: &[f32],
     k: usize,
@@ -76,15 +90,20 @@ pub fn scan(
     if k == 0 || dim == 0 || query.len() != dim {
         return (Vec::new(), Vec::new());
     }
-    for (w, &word) in kept.iter().enumerate() {
-        let mut bits = match also {
-            Some(b) => word & b.get(w).copied().unwrap_or(0),
-            None => word,
-        };
-        while bits != 0 {
-            let row = (w << 6) + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if row >= n || !rules.contains(row as i64) {
+    // Rows are taken a batch at a time so that each row's lines (its vector, live state and
+    // record) are asked for a few rows ahead of its check: the kept rows are scattered, and
+    // each is otherwise a chain of cache misses.
+    let mut batch: Vec<usize> = Vec::with_capacity(BATCH + 64);
+    let mut flush = |batch: &mut Vec<usize>| {
+        for (i, &row) in batch.iter().enumerate() {
+            if let Some(&ahead) = batch.get(i + PREFETCH_AHEAD) {
+                rules.prefetch(ahead);
+                let v = vectors[ahead * dim..].as_ptr();
+                for line in (0..dim).step_by(16) {
+                    crate::prefetch(v.wrapping_add(line));
+                }
+            }
+            if !rules.contains(row as i64) {
                 continue;
             }
             let score = dot(&vectors[row * dim..(row + 1) * dim], query);
@@ -96,7 +115,22 @@ pub fn scan(
                 heap.push(hit);
             }
         }
+        batch.clear();
+    };
+    for w in 0..words {
+        let mut bits = word(w);
+        while bits != 0 {
+            let row = (w << 6) + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if row < n {
+                batch.push(row);
+            }
+        }
+        if batch.len() >= BATCH {
+            flush(&mut batch);
+        }
     }
+    flush(&mut batch);
     let hits = heap.into_sorted_vec();
     (
         hits.iter().map(|h| h.row as i64).collect(),
@@ -187,6 +221,10 @@ mod tests {
         all.into_iter().take(k).map(|(_, r)| r).collect()
     }
 
+    fn atomic(words: &[u64]) -> Vec<AtomicU64> {
+        words.iter().map(|&w| AtomicU64::new(w)).collect()
+    }
+
     fn vectors(n: usize, dim: usize) -> Vec<f32> {
         // deterministic, distinct values
         (0..n * dim)
@@ -200,13 +238,15 @@ mod tests {
         let w = world(n);
         let v = vectors(n, dim);
         let q: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
-        let mut kept = Bitset::new(n);
+        let mut set = Bitset::new(n);
         for row in (0..n).filter(|r| r % 7 == 0 || r % 11 == 0) {
-            kept.insert(row);
+            set.insert(row);
         }
+        let kept = &set;
         let e = rules(&w, None, &[]);
-        let (rows, scores) = scan(&v, dim, kept.words(), None, &e, &q, 25);
-        assert_eq!(rows, brute(&v, dim, &kept, &e, &q, 25));
+        let kept = atomic(kept.words());
+        let (rows, scores) = scan(&v, dim, kept.len(), and_words(&kept, None), &e, &q, 25);
+        assert_eq!(rows, brute(&v, dim, &set, &e, &q, 25));
         assert!(scores.windows(2).all(|s| s[0] >= s[1]));
     }
 
@@ -230,7 +270,16 @@ mod tests {
         let brand_ok = [1u8, 0, 1];
         let excluded = [4i64, 8];
         let e = rules(&w, Some(&brand_ok), &excluded);
-        let (rows, _) = scan(&v, dim, kept.words(), Some(also.words()), &e, &q, 40);
+        let live = atomic(kept.words());
+        let (rows, _) = scan(
+            &v,
+            dim,
+            live.len(),
+            and_words(&live, Some(also.words())),
+            &e,
+            &q,
+            40,
+        );
         let mut both = Bitset::new(n);
         for row in 0..n {
             if kept.contains(row) && also.contains(row) {
@@ -250,7 +299,8 @@ mod tests {
         kept.insert(3);
         kept.insert(99);
         let e = rules(&w, None, &[]);
-        let (rows, _) = scan(&v, 4, kept.words(), None, &e, &[1.0, 1.0, 1.0, 1.0], 100);
+        let live = atomic(kept.words());
+        let (rows, _) = scan(&v, 4, 2, and_words(&live, None), &e, &[1.0; 4], 100);
         assert_eq!(rows.len(), 2);
     }
 
