@@ -44,6 +44,7 @@ N_QUERIES = int(os.environ.get("PEAKREC_BENCH_QUERIES", "40"))
 K = 100
 DIM = 64
 EF_SEARCH = 256
+SEED = 3
 CACHE = Path.home() / ".cache" / "peakrec-bench"
 CASES = ["0.1%", "1%", "10%", "50%", "100%", "1% far"]
 SHARES = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1, "50%": 0.5, "100%": 1.0, "1% far": 0.01}
@@ -52,7 +53,7 @@ TABLE: dict[str, dict[str, tuple[float, float, bool]]] = {}
 
 
 def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
-    path = CACHE / f"filtered-{name}-{N}-{DIM}.faiss"
+    path = CACHE / f"filtered-{name}-s{SEED}-{N}-{DIM}.faiss"
     if path.exists():
         return faiss.read_index(str(path))
     index = faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT)
@@ -67,9 +68,10 @@ def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
 
 @pytest.fixture(scope="module")
 def world():
-    ds = SyntheticDataset(DIM, 0, N, N_QUERIES, metric="IP", seed=5)
+    # The data set of bench/test_bench_pipeline.py and measure_retrieval.py (seed 3, 200 queries).
+    ds = SyntheticDataset(DIM, 0, N, 200, metric="IP", seed=SEED)
     vectors = np.ascontiguousarray(ds.get_database(), dtype=np.float32)
-    queries = np.ascontiguousarray(ds.get_queries(), dtype=np.float32)
+    queries = np.ascontiguousarray(ds.get_queries()[:N_QUERIES], dtype=np.float32)
     hnsw = _index("hnsw32", "HNSW32,Flat", vectors)
     nlist = 1 << round(math.log2(4 * math.sqrt(N)))
     ivf = _index(f"ivf{nlist}", f"IVF{nlist},Flat", vectors)

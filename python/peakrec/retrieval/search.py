@@ -8,7 +8,9 @@ Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
   ``1 / share`` (the share observed among its results) until enough are eligible.
 * ``bitmap``: a middling share eligible. FAISS search restricted by an ``IDSelectorBitmap`` over the
   eligibility bitset, with a search breadth scaled up by ``1 / fraction`` so recall holds.
-* ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul).
+* ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul), or,
+  with the item state's kept sets (``retrieval.kept``), over the kept rows in Rust
+  (``Catalog.scan_kept``), chosen from their count before any search.
 
 The eligible rows are never read from the ANN results blindly: ``ann`` results go through
 ``Catalog.check_rows`` and the other two only ever see eligible rows, so no ineligible item leaves.
