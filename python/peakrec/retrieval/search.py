@@ -194,7 +194,10 @@ def retrieve(
     need = max(1, min(need, n))
     if kept is not None and force in (None, "exact"):
         region_rows, count = kept.region(region)
-        if force == "exact" or count <= config.exact_max_rows or count < config.graph_min_share * n:
+        # Below the share where the walk gives up (0.2), the kept rows are fewer than a fifth of
+        # the items: scanning them beats the walk's giving up and anything over all items. Above
+        # it the walk (or ANN search) is cheaper than an exact scan, even of a small catalogue.
+        if force == "exact" or count < config.graph_min_share * n:
             return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
         share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
