@@ -12,9 +12,10 @@ use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
     self as elig, Eligibility, ItemColumns, LiveState, Records, Rules as CoreRules,
 };
+use peakrec_core::kept;
 use peakrec_core::rank::{self, RankColumns, RankParams as CoreRankParams};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
 
 /// The elements of a C-contiguous array, read without rust-numpy's borrow tracking.
 ///
@@ -293,6 +294,63 @@ impl Catalog {
         Ok(PyArray1::from_slice(py, &ok))
     }
 
+    /// Exact top `k` by inner product with `query` (`float32[d]`) among the rows set in `kept`
+    /// (and in `also`, when given; bitsets `uint64[ceil(n / 64)]`) that `rules` admits:
+    /// `(rows int64, scores float32)`, best first, ties by row. Reads only the kept rows'
+    /// vectors (`vectors` `float32[n, d]`), never all items.
+    #[pyo3(signature = (rules, vectors, kept, query, k, also=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn scan_kept<'py>(
+        &self,
+        py: Python<'py>,
+        rules: &Rules,
+        vectors: &Bound<'py, PyArray2<f32>>,
+        kept: &Bound<'py, PyArray1<u64>>,
+        query: &Bound<'py, PyArray1<f32>>,
+        k: usize,
+        also: Option<&Bound<'py, PyArray1<u64>>>,
+    ) -> Result<ScoredRows<'py>> {
+        let e = eligibility(py, self, rules)?;
+        let dim = vectors.shape()[1];
+        if vectors.shape()[0] != self.n {
+            return Err(invalid(format!(
+                "vectors has {} rows, the catalogue has {} items",
+                vectors.shape()[0],
+                self.n
+            )));
+        }
+        let words = self.n.div_ceil(64);
+        // The live set is updated in place by other threads while requests read it.
+        let kept = atomic_slice::<u64, AtomicU64>(kept, "kept")?;
+        let also = also.map(|a| slice(py, a, "also")).transpose()?;
+        if kept.len() != words || also.is_some_and(|a| a.len() != words) {
+            return Err(invalid(format!(
+                "kept sets must have {words} words for {} items",
+                self.n
+            )));
+        }
+        let query = slice(py, query, "query")?;
+        if query.len() != dim {
+            return Err(invalid(format!(
+                "query has {} values, the vectors {dim}",
+                query.len()
+            )));
+        }
+        let vectors = slice(py, vectors, "vectors")?;
+        let (rows, scores) = py.detach(|| {
+            kept::scan(
+                vectors,
+                dim,
+                words,
+                kept::and_words(kept, also),
+                &e,
+                query,
+                k,
+            )
+        });
+        Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
+    }
+
     /// Ranks candidates into one page: `(rows int64, scores float32, reasons uint32, pool)`.
     ///
     /// Ineligible candidates are dropped when `rules` is given; duplicates are merged. `params`
@@ -518,8 +576,30 @@ fn bitset_rows<'py>(
     Ok(rows.into_pyarray(py))
 }
 
+/// `(rows int64, scores float32)`.
+type ScoredRows<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+
+/// How many rows both bitsets hold (`uint64` words of the same length).
+#[pyfunction]
+fn bitset_and_count(
+    py: Python<'_>,
+    a: &Bound<'_, PyArray1<u64>>,
+    b: &Bound<'_, PyArray1<u64>>,
+) -> Result<usize> {
+    let (a, b) = (slice(py, a, "a")?, slice(py, b, "b")?);
+    if a.len() != b.len() {
+        return Err(invalid(format!(
+            "bitsets of {} and {} words",
+            a.len(),
+            b.len()
+        )));
+    }
+    Ok(kept::and_count(a, b))
+}
+
 pub fn register(m: &Bound<PyModule>) -> PyResult<()> {
     m.add_class::<Catalog>()?;
+    m.add_function(wrap_pyfunction!(bitset_and_count, m)?)?;
     m.add_class::<Rules>()?;
     m.add_class::<RankParams>()?;
     m.add_function(wrap_pyfunction!(bitset_rows, m)?)?;

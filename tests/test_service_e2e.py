@@ -4,6 +4,7 @@ small synthetic catalogue: pages, cold shoppers, live updates across workers, de
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import peakrec
@@ -82,3 +83,28 @@ def test_short_deadline_gives_a_degraded_page_not_an_error(server: Server):
         except grpc.RpcError as err:  # a deadline shorter than the network hop itself
             assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert any(r.degraded and len(r.item_ids) == 20 for r in replies)
+
+
+def test_low_selectivity_pages_follow_updates_in_every_worker(tmp_path: Path):
+    """Kept eligibility (docs/retrieval.md): after UpdateItems takes 90% of the items off sale,
+    every worker scans only the rest, and an item put back on sale reaches every worker's page."""
+    bundles = tmp_path / "bundles"
+    write_bundle(bundles, "k1")
+    with (
+        Server(bundles, workers=2, engine="synthetic_engine") as server,
+        peakrec.Client(server.target, admin_target=server.admin_target, timeout=10) as client,
+    ):
+        request = pb.SimilarItemsRequest(
+            item_id="I0000002", shopper=pb.Shopper(region="R003"), page=pb.PageRequest(page_size=5)
+        )
+        stubs = [
+            pb_grpc.RecommenderStub(channel(server.target, **{"peakrec.test.kept": i})) for i in range(16)
+        ]
+        top = stubs[0].SimilarItems(request, timeout=10).item_ids[0]
+        on_sale = {f"I{i:07d}" for i in range(0, 3000, 10)} - {top}
+        client.update_items([ItemUpdate(f"I{i:07d}", available=f"I{i:07d}" in on_sale) for i in range(3000)])
+        for stub in stubs:  # 16 connections over 2 workers
+            assert set(stub.SimilarItems(request, timeout=10).item_ids) <= on_sale
+        client.update_items([ItemUpdate(top, available=True)])
+        for stub in stubs:
+            assert stub.SimilarItems(request, timeout=10).item_ids[0] == top

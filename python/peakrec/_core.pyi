@@ -21,6 +21,7 @@ __all__ = [
     "Rules",
     "RankParams",
     "bitset_rows",
+    "bitset_and_count",
     "REASON_NEW",
     "REASON_CAMPAIGN",
     "REASON_MEMBER",
@@ -213,6 +214,15 @@ class Catalog:
     def eligible(self, rules: Rules) -> tuple[npt.NDArray[np.uint64], int]: ...
     def sample_fraction(self, rules: Rules, samples: int = 2048) -> float: ...
     def check_rows(self, rules: Rules, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]: ...
+    def scan_kept(
+        self,
+        rules: Rules,
+        vectors: npt.NDArray[np.float32],
+        kept: npt.NDArray[np.uint64],
+        query: npt.NDArray[np.float32],
+        k: int,
+        also: npt.NDArray[np.uint64] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def rank(
         self,
         rules: Rules | None,
@@ -230,6 +240,7 @@ class Catalog:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.uint32], int]: ...
 
 def bitset_rows(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]: ...
+def bitset_and_count(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> int: ...
 
 # Filtered HNSW search over a FAISS index's own arrays (rust/py_ann.rs, peakrec.retrieval.hnsw).
 @final

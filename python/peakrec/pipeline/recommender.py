@@ -43,7 +43,10 @@ class Recommender:
     """Storefront, search and similar-item pages over one bundle.
 
     ``state`` holds live stock, price and availability (row-aligned with the bundle); it is read on
-    every request, so whoever owns it may update its arrays in place. Default: the bundle's values.
+    every request. Whoever owns it changes it through ``ItemState.update`` (or ``SharedItemState``),
+    which keeps its eligible-row sets current; an array written in place directly must be followed by
+    ``state.kept.touch(rows)`` once the sets exist (the first request builds them). Default: the
+    bundle's values.
     """
 
     def __init__(self, bundle, state: ItemState | None = None):
@@ -83,7 +86,14 @@ class Recommender:
         if getattr(bundle, "text_index", None) is not None:
             text = TextRecall(bundle, self.vectors, self.catalog, self.retrieval, settings.search)
         self.sources = Sources(
-            bundle, self.catalog, self.vectors, self.config, self.retrieval, settings.pipeline, text
+            bundle,
+            self.catalog,
+            self.vectors,
+            self.config,
+            self.retrieval,
+            settings.pipeline,
+            text,
+            self.state,
         )
         self.ranker = Ranker(bundle, self.catalog, self.rules, self.config, settings.search)
         pipeline = settings.pipeline

@@ -20,6 +20,7 @@ import numpy as np
 from peakrec.config import PipelineConfig, RankingConfig, RetrievalConfig
 from peakrec.pipeline.request import SEARCH, SIMILAR_ITEMS, STOREFRONT, Candidates, Request
 from peakrec.retrieval.search import exact_search, retrieve
+from peakrec.state import ItemState
 
 # Source bits (the low 8 reason bits): which source found an item.
 SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR, SOURCE_FALLBACK = 1, 2, 4, 8, 16, 32
@@ -56,8 +57,13 @@ class Sources:
         retrieval: RetrievalConfig,
         pipeline: PipelineConfig,
         text=None,
+        state: ItemState | None = None,
     ):
         items = bundle.items
+        # The live state's kept eligible-row sets (built on the first request): the ann source
+        # counts a request's rows before searching and scans few of them exactly.
+        self.state = state
+        self.regions = np.ascontiguousarray(items.regions, dtype=np.uint64)
         self.index = bundle.index
         self.catalog = catalog
         self.vectors = vectors
@@ -104,6 +110,12 @@ class Sources:
         # once: a second, deeper search costs far more than a slightly deeper first one.
         region = req.resolved.region
         share = float(self.region_share[region]) if 0 <= region < len(self.region_share) else 1.0
+        state = self.state
+        kept = (
+            state.keep(self.regions)
+            if state is not None and 0 <= region < 64 * self.regions.shape[1]
+            else None
+        )
         got = retrieve(
             self.index,
             self.vectors,
@@ -114,6 +126,8 @@ class Sources:
             self.retrieval,
             deadline,
             share=share,
+            kept=kept,
+            region=region,
         )
         bits = source_bits(STRATEGY_SOURCE[got.strategy], len(got.rows))
         return Candidates(got.rows, got.relevance, bits, True, got.eligible_count, got.partial)

@@ -8,7 +8,9 @@ Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
   ``1 / share`` (the share observed among its results) until enough are eligible.
 * ``bitmap``: a middling share eligible. FAISS search restricted by an ``IDSelectorBitmap`` over the
   eligibility bitset, with a search breadth scaled up by ``1 / fraction`` so recall holds.
-* ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul).
+* ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul), or,
+  with the item state's kept sets (``retrieval.kept``), over the kept rows in Rust
+  (``Catalog.scan_kept``), chosen from their count before any search.
 
 The eligible rows are never read from the ANN results blindly: ``ann`` results go through
 ``Catalog.check_rows`` and the other two only ever see eligible rows, so no ineligible item leaves.
@@ -27,6 +29,7 @@ import numpy as np
 from peakrec import _core
 from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import graph_of
+from peakrec.retrieval.kept import KeptEligibility
 
 
 @dataclass(slots=True)
@@ -174,16 +177,29 @@ def retrieve(
     deadline: float | None = None,
     force: str | None = None,
     share: float = 1.0,
+    kept: KeptEligibility | None = None,
+    region: int = 0,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
 
     ``force`` picks a strategy instead of the thresholds (tests and benchmarks). ``share``: the
     expected eligible share (e.g. the region's in-stock share); the first ANN search asks for
-    ``need / share`` so that one search usually fills the page.
+    ``need / share`` so that one search usually fills the page. ``kept``: the item state's kept
+    eligible-row sets (``retrieval.kept``) and ``region`` the shopper's region (the one in
+    ``rules``): their count chooses the plan before any search, and few kept rows are scanned
+    exactly instead of walking the graph or passing over all items.
     """
     n = len(catalog)
     need = max(1, min(need, n))
+    if kept is not None and force in (None, "exact"):
+        region_rows, count = kept.region(region)
+        # Below the share where the walk gives up (0.2), the kept rows are fewer than a fifth of
+        # the items: scanning them beats the walk's giving up and anything over all items. Above
+        # it the walk (or ANN search) is cheaper than an exact scan, even of a small catalogue.
+        if force == "exact" or count < config.graph_min_share * n:
+            return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+        share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
     if graph is not None:
         got = _graph_ann(graph, catalog, n, rules, query, need, config, deadline, share)
@@ -196,6 +212,10 @@ def retrieve(
         got = _ann(index, catalog, n, rules, query, need, config, deadline, force == "ann", share)
         if got is not None:
             return got
+    if kept is not None and force is None:
+        # the walk gave up (request rules correlated with the query): the kept rows, not all items
+        region_rows, count = kept.region(region)
+        return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
     words, count = catalog.eligible(rules)
     strategy = force if force in ("bitmap", "exact") else None
     if strategy is None:
@@ -207,6 +227,16 @@ def retrieve(
     eligible_rows = _core.bitset_rows(words)
     rows, scores = exact_search(vectors, eligible_rows, query, need)
     return Retrieved(rows, scores, "exact", count)
+
+
+def _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need) -> Retrieved:
+    """Exact top ``need`` over the rows both live and sold in the region that ``rules`` admit (Rust,
+    GIL released): reads ``count`` rows' vectors, never all items'. ``eligible_count`` is the kept
+    count, an upper bound of this request's (its own rules may remove a few more)."""
+    if query.dtype != _F32 or not query.flags.c_contiguous:
+        query = np.ascontiguousarray(query, dtype=np.float32)
+    rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows)
+    return Retrieved(rows, scores, "exact", count, count_estimated=True)
 
 
 def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:

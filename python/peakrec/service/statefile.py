@@ -198,6 +198,10 @@ class SharedItemState:
         with open(self.state_dir / "seq", "r+b") as f:
             self._seq_map = mmap.mmap(f.fileno(), 8)
         self._seq = np.frombuffer(self._seq_map, dtype=np.uint64, count=1)
+        # The journal position up to which this process's kept eligible-row sets
+        # (``state.kept``, built from the arrays on the first request) have seen the changes:
+        # whichever worker applies an update, every worker touches the changed rows' sets.
+        self._kept_seq, self._kept_offset = int(self._header[2]), int(self._header[3])
         self.refresh()
 
     def _create(self, path: Path) -> None:
@@ -237,11 +241,37 @@ class SharedItemState:
         return int(self._seq[0])
 
     def refresh(self) -> None:
-        """Replays journal lines this bundle's file has not seen yet (cheap when there are none)."""
-        if self._header[2] >= self._seq[0]:
+        """Replays journal lines this bundle's file has not seen yet, and brings the kept
+        eligible-row sets up to the file (cheap when there is nothing new)."""
+        if self._header[2] < self._seq[0]:
+            with _locked(self.state_dir):
+                self._catch_up()
+        if self._header[2] > self._kept_seq:
+            self._sync_kept()
+
+    def _sync_kept(self) -> None:
+        """Touches the kept sets' rows named by the journal lines this file has applied since they
+        last looked (only those: a line's arrays are written before the file's seq moves past it)."""
+        target, kept = int(self._header[2]), self.state.kept
+        if kept is None:  # not built yet: it will be built from the arrays as they are then
+            self._kept_seq, self._kept_offset = target, int(self._header[3])
             return
-        with _locked(self.state_dir):
-            self._catch_up()
+        lines = _read_journal(self.state_dir, self._kept_offset)
+        first = next(lines, None)
+        if first is None or first[0] != self._kept_seq + 1:
+            lines, first = _read_journal(self.state_dir), None  # compacted since: offsets moved
+        ids: list[str] = []
+        seen, offset = self._kept_seq, self._kept_offset
+        for seq, position, updates in itertools.chain([first] if first else [], lines):
+            if seq > target:
+                break
+            if seq > self._kept_seq:
+                ids.extend(u[0] for u in updates)
+            seen, offset = max(seen, seq), position
+        if ids:
+            rows = np.asarray(self.bundle.item_rows(ids), dtype=np.int64)
+            kept.touch(rows[rows >= 0])
+        self._kept_seq, self._kept_offset = seen, offset
 
     def _catch_up(self) -> None:
         s, applied = self.state, int(self._header[2])
@@ -324,6 +354,7 @@ class SharedItemState:
                 offset = self._snapshot = _compact(self.state_dir)
             self._header[2], self._header[3] = seq, offset
             self._seq[0] = seq  # published last: other bundles' files catch up from here
+        self._sync_kept()
         return seq
 
     def unlink(self) -> None:

@@ -5,6 +5,7 @@ pub mod eligibility;
 pub mod error;
 pub mod hashing;
 pub mod hnsw;
+pub mod kept;
 pub mod rank;
 pub mod text;
 
