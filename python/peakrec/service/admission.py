@@ -69,7 +69,7 @@ class AdmissionExecutor(futures.Executor):
         if threads < 1 or max_queue < 0:
             raise ValueError(f"admission: need threads ({threads}) >= 1 and max_queue ({max_queue}) >= 0")
         self.threads, self.max_queue, self.queue_seconds = threads, max_queue, queue_seconds
-        self.limit = threads + max_queue  # until a service time has been measured
+        self.limit = threads + max_queue  # until a service interval has been measured
         self.on_limit: Callable[[int], None] | None = None
         self.target, self.interval = target, interval
         self._gap = 0.0  # seconds between answers while calls wait, moving average
@@ -155,7 +155,7 @@ class AdmissionExecutor(futures.Executor):
         wait = now - self._queue[0].queued
         if wait < self.target:
             return self._queue.popleft(), wait, False
-        if wait >= self.interval:  # the oldest is looked at, and most likely refused, not forgotten
+        if wait >= self.interval:  # the oldest is looked at (served if it still has the time), not forgotten
             return self._queue.popleft(), wait, True
         newest = self._queue.pop()
         return newest, now - newest.queued, True
