@@ -437,9 +437,20 @@ async fn run(a: Args, payloads: Vec<Bytes>) -> Result<serde_json::Value, String>
     if answered < offered {
         st.codes.insert("NOT_FINISHED", offered - answered);
     }
-    Ok(json!({
+    Ok(report(&mut st, offered, a.seconds, late_sends, max_late))
+}
+
+/// The one JSON object printed for a run.
+fn report(
+    st: &mut Stats,
+    offered: u64,
+    seconds: f64,
+    late_sends: u64,
+    max_late: Duration,
+) -> serde_json::Value {
+    json!({
         "offered": offered,
-        "seconds": a.seconds,
+        "seconds": seconds,
         "codes": st.codes,
         "ok_ms": percentiles(&mut st.ok_ms),
         "refused_ms": percentiles(&mut st.refused_ms),
@@ -447,7 +458,7 @@ async fn run(a: Args, payloads: Vec<Bytes>) -> Result<serde_json::Value, String>
         "late_sends": late_sends,
         "max_late_ms": max_late.as_secs_f64() * 1e3,
         "cpu_seconds": cpu_seconds(), // whole run, warm-up and connecting included
-    }))
+    })
 }
 
 /// `--in-flight N`: N loops, each sending its next call when the last is answered.
@@ -495,17 +506,7 @@ async fn closed(
     }
     let mut st = stats.lock().unwrap();
     let offered: u64 = st.codes.values().sum();
-    json!({
-        "offered": offered,
-        "seconds": a.seconds,
-        "codes": st.codes,
-        "ok_ms": percentiles(&mut st.ok_ms),
-        "refused_ms": percentiles(&mut st.refused_ms),
-        "details": st.details,
-        "late_sends": 0,
-        "max_late_ms": 0.0,
-        "cpu_seconds": cpu_seconds(),
-    })
+    report(&mut st, offered, a.seconds, 0, Duration::ZERO)
 }
 
 fn main() {
