@@ -337,3 +337,18 @@ def test_a_drain_under_steady_traffic_ends_once_the_calls_taken_in_are_answered(
         assert codes.count(grpc.StatusCode.CANCELLED) <= 4
     finally:
         server.kill()
+
+
+def test_one_slow_call_does_not_lock_out_calls_with_shorter_deadlines(bundles: Path):
+    with Server(bundles, workers=1, engine="fake_engine", args=("--max-inflight", "1")) as server:
+        stub = server.stub()
+        stub.Storefront(slow(400), timeout=5)  # a cold start: the estimate is now ~400 ms
+        codes = []
+        for _ in range(40):  # fast calls with 100 ms to spare: a few refused, then served again
+            try:
+                stub.Storefront(storefront(), timeout=0.1)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as err:
+                codes.append(err.code())
+        assert codes[0] == grpc.StatusCode.DEADLINE_EXCEEDED  # not started: the estimate says 400 ms
+        assert codes[-10:] == [grpc.StatusCode.OK] * 10, codes

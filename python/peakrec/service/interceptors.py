@@ -117,6 +117,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             if remaining is None or remaining > 1e6:  # no deadline
                 return
             if remaining <= 0 or remaining < service_time[0]:
+                # Only answered calls update the estimate: let it decay on refusals too, so that one
+                # slow call (a cold start) cannot lock out every call with a shorter deadline.
+                service_time[0] *= 0.9
                 raise Refusal(
                     grpc.StatusCode.DEADLINE_EXCEEDED,
                     f"deadline: {remaining * 1e3:.1f} ms left after {waited * 1e3:.1f} ms queued, "
