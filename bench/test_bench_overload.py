@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,15 +108,6 @@ class PinnedServer(Server):
         return [*RT, "taskset", "-c", ",".join(map(str, SERVER_CORES)), *super().command()]
 
 
-def shed(server: Server) -> float:
-    text = (
-        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
-    )
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("peakrec_shed_total{")
-    )
-
-
 def loadgen(server: Server, payload_file: Path, *args: str) -> dict:
     cmd = [str(LOADGEN), "--target", server.target, "--method", METHOD, "--payloads", str(payload_file)]
     cmd += ["--seconds", str(SECONDS), "--deadline-ms", str(DEADLINE_MS), "--connections", "16", *args]
@@ -131,9 +121,9 @@ def offer(server: Server, payload_file: Path, rate: float, throttle_k: float | N
     # Throttling clients count over 10 s: they are measured after 11 s, in their steady state.
     warmup = 11 if throttle_k else 1
     throttle = ("--throttle-k", str(throttle_k)) if throttle_k else ()
-    before = shed(server)
+    before = server.metric("peakrec_shed_total")
     r = loadgen(server, payload_file, "--rate", f"{rate:.0f}", "--warmup-seconds", str(warmup), *throttle)
-    shed_per_s = (shed(server) - before) / (SECONDS + warmup)
+    shed_per_s = (server.metric("peakrec_shed_total") - before) / (SECONDS + warmup)
     codes, s = r["codes"], r["seconds"]
     # every call offered was answered, refused, timed out or lost with its connection; nothing failed
     # otherwise (no INTERNAL, no INVALID_ARGUMENT)

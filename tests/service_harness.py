@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -122,6 +123,19 @@ class Server:
 
     def admin(self) -> pb_grpc.AdminStub:
         return pb_grpc.AdminStub(channel(self.admin_target))
+
+    def metrics_text(self) -> str:
+        """The supervisor's Prometheus text (--metrics-port)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return urllib.request.urlopen(url, timeout=5).read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of ``name``'s samples whose labels include ``labels``."""
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def __enter__(self) -> Server:
         return self.start()

@@ -9,7 +9,6 @@ import re
 import signal
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,17 +40,6 @@ def outcome(call: grpc.Future) -> grpc.StatusCode:
         return err.code()
 
 
-def metric(server: Server, name: str, **labels: str) -> float:
-    text = (
-        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
-    )
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("overload") / "bundles"
@@ -71,8 +59,8 @@ def test_calls_beyond_the_queue_are_refused_at_once_and_counted(bundles: Path):
         assert codes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 8
         assert time.monotonic() - started < 0.3  # refused at once, not after the 400 ms of work
         assert [outcome(c) for c in calls] == [grpc.StatusCode.OK] * 4
-        assert metric(server, "peakrec_shed_total", reason="concurrency") == 8
-        assert metric(server, "peakrec_requests_total", code="RESOURCE_EXHAUSTED") == 8
+        assert server.metric("peakrec_shed_total", reason="concurrency") == 8
+        assert server.metric("peakrec_requests_total", code="RESOURCE_EXHAUSTED") == 8
         assert stub.Storefront(storefront(), timeout=5).item_ids  # and it serves normally afterwards
 
 
@@ -89,8 +77,8 @@ def test_work_that_cannot_meet_its_deadline_is_not_started(bundles: Path):
         assert "not started" in info.value.details()
         assert time.monotonic() - started < 0.45  # told before its own deadline passed
         assert outcome(blocker) == grpc.StatusCode.OK
-        assert metric(server, "peakrec_shed_total", reason="deadline") == 1
-        assert metric(server, "peakrec_requests_total", code="OK") == 2  # the refused one never ran
+        assert server.metric("peakrec_shed_total", reason="deadline") == 1
+        assert server.metric("peakrec_requests_total", code="OK") == 2  # the refused one never ran
 
 
 def test_sigterm_loses_no_call_taken_in_and_refuses_new_ones(bundles: Path):
@@ -279,7 +267,7 @@ def test_the_client_holds_back_calls_while_the_server_refuses(bundles: Path):
                 assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 local += isinstance(info.value, Throttled)
         assert local > 100  # most of the excess never left the client
-        assert metric(server, "peakrec_shed_total", reason="concurrency") == 200 - local
+        assert server.metric("peakrec_shed_total", reason="concurrency") == 200 - local
         assert outcome(blocker) == grpc.StatusCode.OK
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,9 +158,7 @@ def test_short_deadline_answers_degraded_not_deadline_exceeded(server: Server):
 
 def test_metrics_endpoint_sums_the_workers(server: Server):
     server.stub().Storefront(storefront(), timeout=5)
-    text = (
-        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
-    )
+    text = server.metrics_text()
     assert 'peakrec_requests_total{code="OK",method="Storefront"}' in text
     assert "peakrec_request_seconds_bucket" in text and "peakrec_stage_seconds_bucket" in text
     assert "peakrec_bundle_info{pid=" in text and 'version="v1"' in text
