@@ -6,24 +6,29 @@
 Items x 64 dims (``PEAKREC_BENCH_ITEMS``, default 200,000; the issue's figures are at 1,000,000)
 from ``faiss.contrib.datasets.SyntheticDataset`` (inner product), top-100, one thread. Eligibility
 is a share of rows set through the live ``available`` column (random rows, or the 1% farthest from
-the queries), and every engine sees exactly that set. peakrec searches with efSearch 256, which
-this synthetic set needs for recall 0.95 unfiltered (a bundle carries the efSearch its build
-measured; docs/retrieval.md):
+the queries), and every engine sees exactly that set.
 
-* ``peakrec``: ``retrieve`` with the kept eligibility of the item state (what ``Recommender`` does);
+* ``peakrec``: ``retrieve`` with the kept eligibility of the item state and the inverted lists, as
+  ``Recommender`` serves a bundle: the lists, their probe factor and the plan's crossings are
+  built and measured as ``peakrec build`` does (``retrieval.lists``, ``retrieval.plan``; cached
+  under ~/.cache/peakrec-bench with the indexes), on the data set's other queries, for recall
+  0.96. efSearch 256, which this synthetic set needs for recall 0.95 unfiltered.
 * ``exact-known``: a numpy gather + matmul over the eligible rows, known in advance;
-* ``hnsw-ef128``, ``hnsw-ef256``: FAISS HNSW32 search under an ``IDSelectorBitmap``;
-* ``ivf-bitmap``: FAISS IVF (nlist ~4 sqrt(n)) under an ``IDSelectorBitmap``, nprobe 256 / share
-  (capped at nlist), so that its recall holds as the share falls;
-* ``peakrec-unkept``: ``retrieve`` without kept sets (the path before issue 14), for the ratio.
+* ``hnsw``: FAISS HNSW32 under an ``IDSelectorBitmap``, at the smallest efSearch of 64..2048 that
+  reaches recall 0.95 with full pages on the first 20 queries;
+* ``ivf``: FAISS IVF (nlist ~4 sqrt(n)) under an ``IDSelectorBitmap``, at the smallest nprobe
+  of 16..nlist that does;
+* ``peakrec-unkept``: ``retrieve`` without kept sets or lists (the path before issue 14).
 
-Each engine's recall@100 and short pages are checked against brute force over the eligible rows
-before it is timed; peakrec must reach recall 0.95 with no short page. The table printed at the
-end gives queries/s per engine and peakrec's ratio to the fastest peer that keeps that promise.
+Each engine's recall@100 and short pages are checked against brute force over the eligible rows;
+peakrec must reach recall 0.95 with no short page and no ineligible row. The table printed at
+the end gives queries/s (and p50 / p99 latency for peakrec and the best peer) per engine, and
+peakrec's ratio to the fastest peer that keeps that promise.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -35,21 +40,26 @@ import pytest
 from faiss.contrib.datasets import SyntheticDataset
 from peakrec import _core
 from peakrec.config import RetrievalConfig
+from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors
+from peakrec.retrieval.plan import measure_plan
 from peakrec.retrieval.search import bitmap_selector, exact_search, retrieve
 from peakrec.state import ItemState
 from synthetic import NOW, open_catalog
 
 N = int(os.environ.get("PEAKREC_BENCH_ITEMS", "200000"))
-N_QUERIES = int(os.environ.get("PEAKREC_BENCH_QUERIES", "40"))
+N_QUERIES = int(os.environ.get("PEAKREC_BENCH_QUERIES", "100"))
 K = 100
 DIM = 64
 EF_SEARCH = 256
+RECALL = 0.95
+BUILD_RECALL = 0.96  # the build's target for the lists and the plan: a margin over RECALL
 SEED = 3
 CACHE = Path.home() / ".cache" / "peakrec-bench"
 CASES = ["0.1%", "1%", "10%", "50%", "100%", "1% far"]
 SHARES = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1, "50%": 0.5, "100%": 1.0, "1% far": 0.01}
 REGIONS_ALL = np.full((N, 2), ~np.uint64(0), np.uint64)  # open_catalog's: every item sold everywhere
-TABLE: dict[str, dict[str, tuple[float, float, bool]]] = {}
+HNSW_EF = (64, 128, 256, 512, 1024, 2048)
+TABLE: dict[str, dict] = {}
 
 
 def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
@@ -66,18 +76,43 @@ def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
     return index
 
 
+def _lists(vectors, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConfig, dict]:
+    """The lists and plan a bundle build makes of these vectors (cached)."""
+    path = CACHE / f"filtered-lists-s{SEED}-{N}-{DIM}.npz"
+    if not path.exists():
+        centroids, offsets, rows = build_lists(vectors)
+        np.savez(str(path) + ".tmp.npz", centroids=centroids, offsets=offsets, rows=rows)
+        Path(str(path) + ".tmp.npz").rename(path)
+    arrays = np.load(path)
+    lists = _core.InvertedLists(arrays["centroids"], arrays["offsets"], arrays["rows"], N)
+    plan_path = path.with_suffix(".plan.json")
+    if plan_path.exists():
+        plan = json.loads(plan_path.read_text())
+    else:
+        factors = measure_factors(lists, vectors, calibration, K, BUILD_RECALL)
+        plan = {"factors": factors}
+        plan.update(measure_plan(hnsw, vectors, ItemLists(lists, tuple(factors)), calibration[:32], K, config, BUILD_RECALL))
+        plan_path.write_text(json.dumps(plan))
+    factors = tuple((float(s), int(f)) for s, f in plan["factors"])
+    return ItemLists(lists, factors), config.with_search_params(None, plan), plan
+
+
 @pytest.fixture(scope="module")
 def world():
-    # The data set of bench/test_bench_pipeline.py and measure_retrieval.py (seed 3, 200 queries).
+    # The data set of bench/test_bench_pipeline.py and measure_retrieval.py (seed 3, 200 queries):
+    # the first N_QUERIES are timed, the last 64 calibrate the lists (as a build's sample would).
     ds = SyntheticDataset(DIM, 0, N, 200, metric="IP", seed=SEED)
     vectors = np.ascontiguousarray(ds.get_database(), dtype=np.float32)
-    queries = np.ascontiguousarray(ds.get_queries()[:N_QUERIES], dtype=np.float32)
+    all_queries = np.ascontiguousarray(ds.get_queries(), dtype=np.float32)
+    queries = all_queries[: min(N_QUERIES, 136)]
     hnsw = _index("hnsw32", "HNSW32,Flat", vectors)
     nlist = 1 << round(math.log2(4 * math.sqrt(N)))
     ivf = _index(f"ivf{nlist}", f"IVF{nlist},Flat", vectors)
     faiss.omp_set_num_threads(1)  # searched on one thread, as a serving worker does
-    yield vectors, queries, hnsw, ivf, open_catalog(N)
-    _print_table()
+    lists, config, plan = _lists(vectors, all_queries[-64:], hnsw, RetrievalConfig(ef_search=EF_SEARCH))
+    print(f"\nlists: {len(lists.lists)}, plan {plan}")
+    yield vectors, queries, hnsw, ivf, open_catalog(N), lists, config
+    _print_table(plan)
 
 
 def _eligible(case: str, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -89,10 +124,14 @@ def _eligible(case: str, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray
     return np.flatnonzero(np.random.default_rng(11).random(N) < share)
 
 
-def _run(engine, queries) -> tuple[float, list[np.ndarray]]:
-    start = time.perf_counter()
-    results = [engine(q[None]) for q in queries]
-    return time.perf_counter() - start, results
+def _run(engine, queries) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per-query seconds and results."""
+    seconds, results = [], []
+    for q in queries:
+        start = time.perf_counter()
+        results.append(engine(q[None]))
+        seconds.append(time.perf_counter() - start)
+    return np.array(seconds), results
 
 
 def _quality(results, truth, need) -> tuple[float, bool]:
@@ -103,9 +142,20 @@ def _quality(results, truth, need) -> tuple[float, bool]:
     return float(recall), short
 
 
+def _smallest_good(make, values, queries, truth, need):
+    """The first of ``values`` whose engine ``make(value)`` keeps the promise on 20 queries."""
+    for value in values:
+        engine = make(value)
+        _, results = _run(engine, queries[:20])
+        recall, short = _quality(results, truth[:20], need)
+        if recall >= RECALL and not short:
+            return value, engine
+    return values[-1], make(values[-1])
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_filtered_retrieval_against_peers(benchmark, world, case):
-    vectors, queries, hnsw, ivf, catalog = world
+    vectors, queries, hnsw, ivf, catalog, lists, config = world
     eligible = _eligible(case, vectors, queries)
     state = ItemState.from_arrays(np.full(N, 5, np.int32), np.ones(N, np.float32))
     state.available[:] = np.isin(np.arange(N), eligible)  # before the kept sets are first built
@@ -117,40 +167,58 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
     words = np.packbits(mask, bitorder="little")
     words = np.pad(words, (0, -len(words) % 8)).view(np.uint64)
     selector, _keep = bitmap_selector(words, N)
-    config = RetrievalConfig(ef_search=EF_SEARCH)
-    kept = {"kept": state.keep(REGIONS_ALL)} if hasattr(state, "keep") else {}  # (absent before issue 14)
-    hnsw_params = faiss.SearchParametersHNSW(sel=selector, efSearch=128)
-    hnsw256_params = faiss.SearchParametersHNSW(sel=selector, efSearch=256)
-    nprobe = min(ivf.nlist, math.ceil(256 / (len(eligible) / N)))
-    ivf_params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    kept = state.keep(REGIONS_ALL)
+    strategies: list[str] = []
 
+    def ours(q):
+        got = retrieve(hnsw, vectors, catalog, rules, q, K, config, kept=kept, lists=lists)
+        strategies.append(got.strategy)
+        return got.rows
+
+    def hnsw_at(ef):
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        return lambda q: _faiss(hnsw, q, params)
+
+    def ivf_at(nprobe):
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        return lambda q: _faiss(ivf, q, params)
+
+    ef, hnsw_engine = _smallest_good(hnsw_at, HNSW_EF, queries, truth, need)
+    nprobes = [p for p in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if p < ivf.nlist] + [ivf.nlist]
+    nprobe, ivf_engine = _smallest_good(ivf_at, nprobes, queries, truth, need)
     engines = {
-        "peakrec": lambda q: retrieve(hnsw, vectors, catalog, rules, q, K, config, **kept).rows,
+        "peakrec": ours,
         "peakrec-unkept": lambda q: retrieve(hnsw, vectors, catalog, rules, q, K, config).rows,
         "exact-known": lambda q: exact_search(vectors, eligible, q, K)[0],
-        "hnsw-ef128": lambda q: _faiss(hnsw, q, hnsw_params),
-        "hnsw-ef256": lambda q: _faiss(hnsw, q, hnsw256_params),
-        "ivf-bitmap": lambda q: _faiss(ivf, q, ivf_params),
+        f"hnsw ef{ef}": hnsw_engine,
+        f"ivf nprobe{nprobe}": ivf_engine,
     }
-    row, ours = {}, []
+    row = {}
     for name, engine in engines.items():
         _run(engine, queries[:3])  # warm-up
+        strategies.clear()
         seconds, results = _run(engine, queries)
         recall, short = _quality(results, truth, need)
-        row[name] = (len(queries) / seconds, recall, short)
-        ours = results if name == "peakrec" else ours
+        row[name] = {
+            "qps": len(queries) / seconds.sum(),
+            "p50": float(np.median(seconds)),
+            "p99": float(np.quantile(seconds, 0.99)),
+            "recall": recall,
+            "short": short,
+        }
+        if name == "peakrec":
+            ours_results = results
+            row[name]["plan"] = max(set(strategies), key=strategies.count)
     TABLE[case] = row
-    assert all(mask[r].all() for r in ours), f"peakrec returned an ineligible row at {case}"
-    assert not row["peakrec"][2], f"peakrec returned a short page at {case}"
-    assert row["peakrec"][1] >= 0.95, f"peakrec recall {row['peakrec'][1]:.3f} at {case}"
-    benchmark.pedantic(lambda: _run(engines["peakrec"], queries), rounds=3)
-    best = max(
-        (v[0] for k, v in row.items() if not k.startswith("peakrec") and v[1] >= 0.95 and not v[2]),
-        default=None,
-    )
+    assert all(mask[r].all() for r in ours_results), f"peakrec returned an ineligible row at {case}"
+    assert not row["peakrec"]["short"], f"peakrec returned a short page at {case}"
+    assert row["peakrec"]["recall"] >= RECALL, f"peakrec recall {row['peakrec']['recall']:.3f} at {case}"
+    benchmark.pedantic(lambda: _run(ours, queries), rounds=3)
+    best = _best_peer(row)
     if best is not None:
-        benchmark.extra_info["ratio_to_best_peer"] = round(row["peakrec"][0] / best, 3)
-    benchmark.extra_info["qps"] = {k: round(v[0]) for k, v in row.items()}
+        benchmark.extra_info["ratio_to_best_peer"] = round(row["peakrec"]["qps"] / row[best]["qps"], 3)
+    benchmark.extra_info["qps"] = {k: round(v["qps"]) for k, v in row.items()}
+    benchmark.extra_info["p99_over_p50"] = round(row["peakrec"]["p99"] / row["peakrec"]["p50"], 2)
 
 
 def _faiss(index, q, params) -> np.ndarray:
@@ -159,22 +227,37 @@ def _faiss(index, q, params) -> np.ndarray:
     return rows[rows >= 0]
 
 
-def _print_table() -> None:
+def _best_peer(row: dict) -> str | None:
+    peers = [n for n, v in row.items() if not n.startswith("peakrec") and v["recall"] >= RECALL and not v["short"]]
+    return max(peers, key=lambda n: row[n]["qps"], default=None)
+
+
+def _print_table(plan: dict) -> None:
     if not TABLE:
         return
-    names = ["peakrec", "peakrec-unkept", "exact-known", "hnsw-ef128", "hnsw-ef256", "ivf-bitmap"]
-    print(f"\nfiltered retrieval, {N} x {DIM}, top-{K}, {N_QUERIES} queries: queries/s (recall@100)")
-    print(
-        "| eligible | " + " | ".join(names) + " | best peer (recall >= 0.95, full pages) | peakrec / best |"
-    )
-    print("|---|" + "---:|" * len(names) + "---|---:|")
+    print(f"\nfiltered retrieval, {N} x {DIM}, top-{K}, {N_QUERIES} queries, one thread; plan {plan}")
+    print("queries/s (recall@100); p50 / p99 ms for peakrec and the best peer (recall >= 0.95, full pages)")
+    print("| eligible | peakrec | plan | p50 / p99 | unkept | exact-known | FAISS HNSW | FAISS IVF | best peer | p50 / p99 | peakrec / best |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for case in CASES:
         row = TABLE.get(case)
         if row is None:
             continue
-        cells = [f"{row[n][0]:,.0f} ({row[n][1]:.3f}{', short' if row[n][2] else ''})" for n in names]
-        peers = [(row[n][0], n) for n in names[2:] if row[n][1] >= 0.95 and not row[n][2]]
-        best = max(peers, default=None)
-        ratio = f"{row['peakrec'][0] / best[0]:.2f}" if best else "-"
-        best_cell = f"{best[1]} {best[0]:,.0f}" if best else "-"
-        print(f"| {case} | " + " | ".join(cells) + f" | {best_cell} | {ratio} |")
+
+        def cell(name):
+            v = row[name]
+            return f"{v['qps']:,.0f} ({v['recall']:.3f}{', short' if v['short'] else ''})"
+
+        def lat(name):
+            return f"{row[name]['p50'] * 1e3:.2f} / {row[name]['p99'] * 1e3:.2f}"
+
+        names = list(row)
+        hnsw_name = next(n for n in names if n.startswith("hnsw"))
+        ivf_name = next(n for n in names if n.startswith("ivf"))
+        best = _best_peer(row)
+        ratio = f"{row['peakrec']['qps'] / row[best]['qps']:.2f}" if best else "-"
+        print(
+            f"| {case} | {cell('peakrec')} | {row['peakrec']['plan']} | {lat('peakrec')} | {cell('peakrec-unkept')} "
+            f"| {cell('exact-known')} | {hnsw_name}: {cell(hnsw_name)} | {ivf_name}: {cell(ivf_name)} "
+            f"| {best or '-'} | {lat(best) if best else '-'} | {ratio} |"
+        )

@@ -1,9 +1,11 @@
 //! Bindings of the filtered HNSW search (`peakrec_core::hnsw`) over a FAISS index's own arrays.
 
 use crate::error::{invalid, Result};
-use crate::py_pipeline::{eligibility, slice, Catalog, Rules};
-use numpy::{PyArray1, PyArray2, PyUntypedArrayMethods};
+use crate::py_pipeline::{eligibility, kept_args, slice, Catalog, KeptArgs, Rules, ScoredRows};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyUntypedArrayMethods};
 use peakrec_core::hnsw::{All, Graph, Unaligned, Value};
+use peakrec_core::kept;
+use peakrec_core::lists::{self, Lists, Probe};
 use pyo3::prelude::*;
 
 /// A FAISS `IndexHNSWFlat`'s graph and vectors, viewed in place (see `peakrec.retrieval.hnsw`):
@@ -144,8 +146,116 @@ fn hnsw_search<'py>(
     ))
 }
 
+/// The bundle's inverted lists (`peakrec.retrieval.lists`): `centroids` `float32[nlist, d]`,
+/// `offsets` `int64[nlist + 1]` and `rows` `int32[n]` (list `l`'s rows are
+/// `rows[offsets[l]:offsets[l + 1]]`), checked once against a catalogue of `n` items.
+#[pyclass(frozen, module = "peakrec._core")]
+pub struct InvertedLists {
+    centroids: Py<PyArray2<f32>>,
+    offsets: Py<PyArray1<i64>>,
+    rows: Py<PyArray1<i32>>,
+    n: usize,
+}
+
+impl InvertedLists {
+    fn lists<'a>(&'a self, py: Python<'a>) -> Result<Lists<'a>> {
+        let centroids = self.centroids.bind(py);
+        let dim = centroids.shape()[1];
+        Lists::new(
+            slice(py, centroids, "lists centroids")?,
+            slice(py, self.offsets.bind(py), "lists offsets")?,
+            slice(py, self.rows.bind(py), "lists rows")?,
+            dim,
+        )
+        .map_err(Into::into)
+    }
+}
+
+#[pymethods]
+impl InvertedLists {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        centroids: Py<PyArray2<f32>>,
+        offsets: Py<PyArray1<i64>>,
+        rows: Py<PyArray1<i32>>,
+        n: usize,
+    ) -> Result<Self> {
+        let lists = InvertedLists {
+            centroids,
+            offsets,
+            rows,
+            n,
+        };
+        lists.lists(py)?.check(n)?;
+        Ok(lists)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.offsets.bind(py).len().saturating_sub(1)
+    }
+}
+
+/// The top `k` rows by inner product with `query` among those kept (`kept` and `also`, see
+/// `Catalog.scan_kept`) that `rules` admits, found by probing the lists nearest `query` until
+/// `min_scored` admitted rows were scored: `(rows int64, scores float32)`, best first, ties by
+/// row; `None` when lists remained after `max_tested` listed rows were tested and fewer than
+/// `min_scored` of them were kept (the kept rows lie far from the query: scan them instead).
+#[pyfunction]
+#[pyo3(signature = (lists, catalog, rules, vectors, kept, query, k, min_scored, max_tested, also=None))]
+#[allow(clippy::too_many_arguments)]
+fn probe_lists<'py>(
+    py: Python<'py>,
+    lists: &InvertedLists,
+    catalog: &Catalog,
+    rules: &Rules,
+    vectors: &Bound<'py, PyArray2<f32>>,
+    kept: &Bound<'py, PyArray1<u64>>,
+    query: &Bound<'py, PyArray1<f32>>,
+    k: usize,
+    min_scored: usize,
+    max_tested: usize,
+    also: Option<&Bound<'py, PyArray1<u64>>>,
+) -> Result<Option<ScoredRows<'py>>> {
+    let KeptArgs {
+        rules: e,
+        vectors,
+        dim,
+        kept,
+        also,
+        query,
+    } = kept_args(py, catalog, rules, vectors, kept, query, also)?;
+    let l = lists.lists(py)?;
+    if l.dim != dim || lists.n != e.len() {
+        return Err(invalid(format!(
+            "lists of dimension {} over {} rows, the vectors have dimension {dim} and {} rows",
+            l.dim,
+            lists.n,
+            e.len()
+        )));
+    }
+    let probe = Probe {
+        min_scored,
+        max_tested,
+    };
+    let found = py.detach(|| {
+        lists::probe(
+            vectors,
+            &l,
+            kept::and_words(kept, also),
+            &e,
+            query,
+            k,
+            probe,
+        )
+    });
+    Ok(found.map(|(rows, scores)| (rows.into_pyarray(py), scores.into_pyarray(py))))
+}
+
 pub fn register(m: &Bound<PyModule>) -> PyResult<()> {
     m.add_class::<HnswGraph>()?;
+    m.add_class::<InvertedLists>()?;
+    m.add_function(wrap_pyfunction!(probe_lists, m)?)?;
     m.add_function(wrap_pyfunction!(hnsw_search, m)?)?;
     Ok(())
 }

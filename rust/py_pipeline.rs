@@ -310,33 +310,15 @@ impl Catalog {
         k: usize,
         also: Option<&Bound<'py, PyArray1<u64>>>,
     ) -> Result<ScoredRows<'py>> {
-        let e = eligibility(py, self, rules)?;
-        let dim = vectors.shape()[1];
-        if vectors.shape()[0] != self.n {
-            return Err(invalid(format!(
-                "vectors has {} rows, the catalogue has {} items",
-                vectors.shape()[0],
-                self.n
-            )));
-        }
-        let words = self.n.div_ceil(64);
-        // The live set is updated in place by other threads while requests read it.
-        let kept = atomic_slice::<u64, AtomicU64>(kept, "kept")?;
-        let also = also.map(|a| slice(py, a, "also")).transpose()?;
-        if kept.len() != words || also.is_some_and(|a| a.len() != words) {
-            return Err(invalid(format!(
-                "kept sets must have {words} words for {} items",
-                self.n
-            )));
-        }
-        let query = slice(py, query, "query")?;
-        if query.len() != dim {
-            return Err(invalid(format!(
-                "query has {} values, the vectors {dim}",
-                query.len()
-            )));
-        }
-        let vectors = slice(py, vectors, "vectors")?;
+        let KeptArgs {
+            rules: e,
+            vectors,
+            dim,
+            kept,
+            also,
+            query,
+        } = kept_args(py, self, rules, vectors, kept, query, also)?;
+        let words = kept.len();
         let (rows, scores) = py.detach(|| {
             kept::scan(
                 vectors,
@@ -577,7 +559,62 @@ fn bitset_rows<'py>(
 }
 
 /// `(rows int64, scores float32)`.
-type ScoredRows<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+/// The arguments of a search over kept sets, checked: `vectors` `float32[n, d]` row-aligned with
+/// the catalogue, `kept` and `also` bitsets of its rows, `query` `float32[d]`.
+pub(crate) struct KeptArgs<'a> {
+    pub rules: Eligibility<'a>,
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    /// Updated in place by other threads while requests read it (the live set): atomics.
+    pub kept: &'a [AtomicU64],
+    pub also: Option<&'a [u64]>,
+    pub query: &'a [f32],
+}
+
+pub(crate) fn kept_args<'a>(
+    py: Python<'a>,
+    catalog: &'a Catalog,
+    rules: &'a Rules,
+    vectors: &'a Bound<'a, PyArray2<f32>>,
+    kept: &'a Bound<'a, PyArray1<u64>>,
+    query: &'a Bound<'a, PyArray1<f32>>,
+    also: Option<&'a Bound<'a, PyArray1<u64>>>,
+) -> Result<KeptArgs<'a>> {
+    let e = eligibility(py, catalog, rules)?;
+    let n = catalog.n;
+    let dim = vectors.shape()[1];
+    if vectors.shape()[0] != n {
+        return Err(invalid(format!(
+            "vectors has {} rows, the catalogue has {n} items",
+            vectors.shape()[0]
+        )));
+    }
+    let words = n.div_ceil(64);
+    let kept = atomic_slice::<u64, AtomicU64>(kept, "kept")?;
+    let also = also.map(|a| slice(py, a, "also")).transpose()?;
+    if kept.len() != words || also.is_some_and(|a| a.len() != words) {
+        return Err(invalid(format!(
+            "kept sets must have {words} words for {n} items"
+        )));
+    }
+    let query = slice(py, query, "query")?;
+    if query.len() != dim {
+        return Err(invalid(format!(
+            "query has {} values, the vectors {dim}",
+            query.len()
+        )));
+    }
+    Ok(KeptArgs {
+        rules: e,
+        vectors: slice(py, vectors, "vectors")?,
+        dim,
+        kept,
+        also,
+        query,
+    })
+}
+
+pub(crate) type ScoredRows<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
 
 /// How many rows both bitsets hold (`uint64` words of the same length).
 #[pyfunction]

@@ -24,6 +24,7 @@ class SyntheticBundle:
     """Bundle-like object; see ``peakrec.bundle.load.Bundle`` for the attribute contract."""
 
     def __init__(self, **attrs):
+        self.lists = None  # no inverted lists (a small catalogue's bundle)
         self.__dict__.update(attrs)
         self._item_sorted = np.sort(self.items.ids)
         self._item_order = np.argsort(self.items.ids, kind="stable")

@@ -268,3 +268,28 @@ def hnsw_search(
     k: int,
     ef: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], int, int, int]: ...
+
+# Filter-aware inverted lists (rust/py_ann.rs, peakrec.retrieval.lists).
+@final
+class InvertedLists:
+    def __new__(
+        cls,
+        centroids: npt.NDArray[np.float32],
+        offsets: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int32],
+        n: int,
+    ) -> InvertedLists: ...
+    def __len__(self) -> int: ...
+
+def probe_lists(
+    lists: InvertedLists,
+    catalog: Catalog,
+    rules: Rules,
+    vectors: npt.NDArray[np.float32],
+    kept: npt.NDArray[np.uint64],
+    query: npt.NDArray[np.float32],
+    k: int,
+    min_scored: int,
+    max_tested: int,
+    also: npt.NDArray[np.uint64] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None: ...

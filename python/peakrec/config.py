@@ -118,17 +118,25 @@ class RetrievalConfig:
     bitmap_breadth_exponent: float = 0.5  # IVF bitmap search: nprobe = base / fraction ** exponent
     ann_breadth: float = 1.0  # HNSW efSearch (IVF nprobe floor) = max(ef_search, depth * ann_breadth)
     graph_min_share: float = 0.2  # HNSW graph walk kept while this share near the query is eligible
+    scan_max_share: float = 0.02  # with lists: kept rows scanned below this share (from the manifest)
+    lists_max_share: float = 0.3  # with lists: probed below this share, walked above (from the manifest)
     ef_search: int = 128  # from the manifest
     nprobe: int = 16  # from the manifest
 
-    def with_search_params(self, search_params: dict[str, Any] | None) -> RetrievalConfig:
-        """These settings with the manifest's measured ``efSearch`` / ``nprobe``."""
-        values = {}
+    def with_search_params(
+        self, search_params: dict[str, Any] | None, plan: dict[str, Any] | None = None
+    ) -> RetrievalConfig:
+        """These settings with the manifest's measured ``efSearch`` / ``nprobe`` and, for a bundle
+        with inverted lists, the shares its build measured the plans to cross at (``lists.plan``)."""
+        values: dict[str, Any] = {}
         for key, value in (search_params or {}).items():
             if key in ("efSearch", "ef_search"):
                 values["ef_search"] = int(value)
             elif key == "nprobe":
                 values["nprobe"] = int(value)
+        for key in ("scan_max_share", "lists_max_share"):
+            if plan and key in plan:
+                values[key] = float(plan[key])
         return dataclasses.replace(self, **values)
 
 
@@ -214,6 +222,9 @@ class IndexConfig:
     # {nlist} = power of two nearest 4 sqrt(items). HNSW32 reached only ~0.5 recall@100 on the
     # clustered demo embeddings even at efSearch 512; IVF+SQ8 reaches 0.97 at a modest nprobe.
     large_factory: str = "IVF{nlist},SQ8"
+    # Inverted lists for the filtered plans (docs/retrieval.md) from this many items; below, the
+    # exact scan of the kept rows is cheap at every share.
+    lists_min_items: int = 50_000
     hnsw_ef_construction: int = 40
     target_recall: float = 0.97  # nprobe / efSearch are raised until recall@k reaches this
     recall_queries: int = 1000

@@ -22,6 +22,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
+from peakrec import _core
 from peakrec.bundle import coldstart
 from peakrec.bundle.manifest import (
     MANIFEST,
@@ -38,6 +39,9 @@ from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions
 from peakrec.config import load_settings, to_dict
 from peakrec.errors import BundleError, InvalidInputError
+from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors
+from peakrec.retrieval.lists import save as save_lists
+from peakrec.retrieval.plan import measure_plan
 from peakrec.retrieval.hnsw import half_vectors
 
 TMP_PREFIX = ".tmp-build-"
@@ -110,6 +114,11 @@ def build_bundle(
             f"--min-recall {min_recall}; nothing published (try another --index-factory)"
         )
 
+    lists = None
+    if len(item_table) >= settings["index"]["lists_min_items"]:
+        with bar("inverted lists", total=3, unit="step") as p:
+            lists, lists_info = _build_lists(index, item_table.vectors, warm_vectors, search_params, serving, settings, p)
+
     with bar("cold start", total=1, unit="fit") as p:
         warm = np.flatnonzero(user_table.has_vector)
         rows = [user_columns["_hashed"][i] for i in warm]
@@ -144,6 +153,8 @@ def build_bundle(
                 write_npy(tmp / rel, array)
                 p.update(1)
             _write_index(index, tmp / "index.faiss")
+            if lists is not None:
+                save_lists(tmp / "lists", *lists, write_npy)
             half = half_vectors(index)
             if half is not None:
                 write_npy(tmp / "index_half.npy", half)
@@ -193,6 +204,7 @@ def build_bundle(
             "metric": "inner_product",
             "index": {"factory": factory, "search_params": search_params, "ntotal": int(index.ntotal)},
             "recall": recall,
+            **({"lists": lists_info} if lists is not None else {}),
             "coldstart": {
                 "n_features": settings["coldstart"]["n_features"],
                 "input_type": "string",
@@ -226,6 +238,27 @@ def build_bundle(
         raise
     write_current(out, version)
     return final
+
+
+def _build_lists(index, vectors, queries, search_params, serving, settings, progress):
+    """The inverted lists of the filtered plans, how deep to probe them for the build's recall
+    target, and where the plans cross on this index (``retrieval.lists``, ``retrieval.plan``):
+    ``((centroids, offsets, rows), manifest entry)``."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    arrays = build_lists(vectors)
+    progress.update(1)
+    n = len(vectors)
+    core_lists = _core.InvertedLists(*arrays, n)
+    xq, _source = sample_queries(vectors, queries, 64)
+    k = min(settings["index"]["recall_k"], n // 50)
+    target = settings["index"]["target_recall"]
+    factors = measure_factors(core_lists, vectors, xq, k, target)
+    progress.update(1)
+    config = serving.retrieval.with_search_params(search_params)
+    plan = measure_plan(index, vectors, ItemLists(core_lists, tuple(factors)), xq[:32], k, config, target)
+    progress.update(1)
+    info = {"count": len(core_lists), "k": k, "target": target, "factors": factors, "plan": plan}
+    return arrays, info
 
 
 def choose_factory(n: int, params: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from peakrec.bundle.manifest import resolve
 from peakrec.bundle.verify import verify_bundle
 from peakrec.errors import BundleError
+from peakrec.retrieval.lists import ItemLists
 from peakrec.retrieval.text import TextIndex
 
 MMAP_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
@@ -92,6 +93,13 @@ class Bundle:
                     f"the index needs C-ordered uint16 {list(shape)}"
                 )
         self.items = ItemColumns(**_columns(path / "items", ItemColumns))
+        # The filtered plans' inverted lists (``retrieval.lists``), in a bundle of enough items.
+        self.lists: ItemLists | None = None
+        if "lists" in manifest:
+            try:
+                self.lists = ItemLists.load(path / "lists", self.index.ntotal, manifest["lists"]["factors"])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise BundleError(f"lists/: {err}") from None
         self.users = UserColumns(**_columns(path / "users", UserColumns))
         self.coldstart_table: np.ndarray = _npy(path / "coldstart/table.npy")
         self.region_popular: np.ndarray = _npy(path / "fallback/region_popular.npy")

@@ -61,7 +61,8 @@ class Recommender:
         self.settings = settings
         self.config = settings.ranking
         search_params = bundle.manifest.get("index", {}).get("search_params", {})
-        self.retrieval = settings.retrieval.with_search_params(search_params)
+        plan = bundle.manifest.get("lists", {}).get("plan")
+        self.retrieval = settings.retrieval.with_search_params(search_params, plan)
         self.index = bundle.index
         # Built here, not on the first request; on the bundle's shared half-precision vectors.
         self.graph = graph_for(self.index, True if bundle.index_half is None else bundle.index_half)

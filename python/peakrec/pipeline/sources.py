@@ -25,7 +25,7 @@ from peakrec.state import ItemState
 # Source bits (the low 8 reason bits): which source found an item.
 SOURCE_ANN, SOURCE_BITMAP, SOURCE_EXACT, SOURCE_NEW, SOURCE_POPULAR, SOURCE_FALLBACK = 1, 2, 4, 8, 16, 32
 SOURCE_BM25, SOURCE_VECTOR = 64, 128  # search: the text index, the query's hashed-token vector
-STRATEGY_SOURCE = {"ann": SOURCE_ANN, "bitmap": SOURCE_BITMAP, "exact": SOURCE_EXACT}
+STRATEGY_SOURCE = {"ann": SOURCE_ANN, "bitmap": SOURCE_BITMAP, "lists": SOURCE_BITMAP, "exact": SOURCE_EXACT}
 # Sources whose depth grows with the page (so a page is chosen among the candidates it would have
 # had when requested on its own; see RankParams.pool_factor).
 LIMITED_SOURCES = SOURCE_ANN | SOURCE_BITMAP | SOURCE_EXACT
@@ -65,6 +65,7 @@ class Sources:
         self.state = state
         self.regions = np.ascontiguousarray(items.regions, dtype=np.uint64)
         self.index = bundle.index
+        self.lists = bundle.lists
         self.catalog = catalog
         self.vectors = vectors
         self.n = len(catalog)
@@ -128,6 +129,7 @@ class Sources:
             share=share,
             kept=kept,
             region=region,
+            lists=self.lists,
         )
         bits = source_bits(STRATEGY_SOURCE[got.strategy], len(got.rows))
         return Candidates(got.rows, got.relevance, bits, True, got.eligible_count, got.partial)

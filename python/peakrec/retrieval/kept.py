@@ -23,7 +23,7 @@ import numpy as np
 from peakrec import _core
 
 
-def _words(mask: np.ndarray) -> np.ndarray:
+def bitset_words(mask: np.ndarray) -> np.ndarray:
     """uint64[ceil(n / 64)]: ``mask`` (bool[n]) as bitset words (FAISS's packed bitmap order)."""
     packed = np.packbits(mask, bitorder="little")
     return np.pad(packed, (0, -len(packed) % 8)).view(np.uint64)
@@ -41,7 +41,7 @@ class KeptEligibility:
         self._stock = stock
         self._available = available
         self._lock = threading.Lock()  # touch and a region's first build may run on other threads
-        self.live = _words((stock > 0) & (available != 0))
+        self.live = bitset_words((stock > 0) & (available != 0))
         self.live_count = _core.bitset_and_count(self.live, self.live)
         self._region_sets: dict[int, np.ndarray] = {}
         self._region_counts: dict[int, int] = {}
@@ -55,7 +55,7 @@ class KeptEligibility:
                 words = self._region_sets.get(region)
                 if words is None:
                     column = np.ascontiguousarray(self._regions[:, region >> 6])
-                    words = _words((column >> np.uint64(region & 63)) & np.uint64(1) != 0)
+                    words = bitset_words((column >> np.uint64(region & 63)) & np.uint64(1) != 0)
                     self._region_counts[region] = _core.bitset_and_count(words, self.live)
                     self._region_sets[region] = words
         return words, self._region_counts[region]
@@ -91,7 +91,7 @@ class KeptEligibility:
     def rebuild(self) -> None:
         """Recomputes every set from the columns (after they were replaced wholesale)."""
         with self._lock:
-            self.live[:] = _words((self._stock > 0) & (self._available != 0))
+            self.live[:] = bitset_words((self._stock > 0) & (self._available != 0))
             self.live_count = _core.bitset_and_count(self.live, self.live)
             for region, words in self._region_sets.items():
                 self._region_counts[region] = _core.bitset_and_count(words, self.live)

@@ -11,6 +11,9 @@ Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
 * ``exact``: few eligible. Exact inner products over just the eligible rows (gather + matmul), or,
   with the item state's kept sets (``retrieval.kept``), over the kept rows in Rust
   (``Catalog.scan_kept``), chosen from their count before any search.
+* ``lists``: with kept sets and the bundle's inverted lists (``retrieval.lists``), a share between
+  ``scan_max_share`` and ``lists_max_share`` (both measured by the build): the lists nearest the
+  query, over their kept rows only (``_core.probe_lists``).
 
 The eligible rows are never read from the ANN results blindly: ``ann`` results go through
 ``Catalog.check_rows`` and the other two only ever see eligible rows, so no ineligible item leaves.
@@ -30,6 +33,7 @@ from peakrec import _core
 from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import graph_of
 from peakrec.retrieval.kept import KeptEligibility
+from peakrec.retrieval.lists import ItemLists
 
 
 @dataclass(slots=True)
@@ -179,6 +183,7 @@ def retrieve(
     share: float = 1.0,
     kept: KeptEligibility | None = None,
     region: int = 0,
+    lists: ItemLists | None = None,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
@@ -188,16 +193,23 @@ def retrieve(
     ``need / share`` so that one search usually fills the page. ``kept``: the item state's kept
     eligible-row sets (``retrieval.kept``) and ``region`` the shopper's region (the one in
     ``rules``): their count chooses the plan before any search, and few kept rows are scanned
-    exactly instead of walking the graph or passing over all items.
+    exactly instead of walking the graph or passing over all items. ``lists``: the bundle's
+    inverted lists, probed over the kept rows when their share is middling.
     """
     n = len(catalog)
     need = max(1, min(need, n))
-    if kept is not None and force in (None, "exact"):
+    if kept is not None and force in (None, "exact", "lists"):
         region_rows, count = kept.region(region)
-        # Below the share where the walk gives up (0.2), the kept rows are fewer than a fifth of
-        # the items: scanning them beats the walk's giving up and anything over all items. Above
-        # it the walk (or ANN search) is cheaper than an exact scan, even of a small catalogue.
-        if force == "exact" or count < config.graph_min_share * n:
+        # Few kept rows: scanning them beats anything else. Without lists, up to the share where
+        # the walk gives up; with them, up to the share the build measured them faster from.
+        scan_below = config.graph_min_share if lists is None else config.scan_max_share
+        if force == "exact" or (force is None and count < scan_below * n):
+            return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+        if lists is not None and (force == "lists" or count < config.lists_max_share * n):
+            got = _probe(lists, catalog, rules, vectors, kept, region_rows, count, query, need)
+            if got is not None:
+                return got
+            # the kept rows lie far from the query: scan them
             return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
         share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
@@ -237,6 +249,28 @@ def _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need) -
         query = np.ascontiguousarray(query, dtype=np.float32)
     rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows)
     return Retrieved(rows, scores, "exact", count, count_estimated=True)
+
+
+def _probe(lists, catalog, rules, vectors, kept, region_rows, count, query, need) -> Retrieved | None:
+    """``lists`` probed until ``factor * need`` admitted rows were scored (the factor the build
+    measured for this share of kept rows). None, to scan instead, when a probe would score a
+    quarter of the kept rows anyway, or when it gave up: ``target`` kept rows spread evenly over
+    the lists are met within ``target * n / count`` tested rows, and a probe that tests twice
+    that without meeting them finds them sparser near the query than elsewhere (they lie far
+    from it), where the factor measured on evenly kept rows would not hold its recall."""
+    n = len(catalog)
+    target = lists.factor(count / n) * need
+    if count <= 4 * target:
+        return None
+    if query.dtype != _F32 or not query.flags.c_contiguous:
+        query = np.ascontiguousarray(query, dtype=np.float32)
+    max_tested = math.ceil(2 * target * n / count)
+    found = _core.probe_lists(
+        lists.lists, catalog, rules, vectors, kept.live, query[0], need, target, max_tested, region_rows
+    )
+    if found is None:
+        return None
+    return Retrieved(found[0], found[1], "lists", count, count_estimated=True)
 
 
 def _first_depth(need: int, n: int, config: RetrievalConfig) -> int:

@@ -69,6 +69,116 @@ impl PartialOrd for Hit {
     }
 }
 
+/// The best `k` rows by inner product with a query among rows offered in any order that the
+/// request's rules admit. A row is scored first and checked against the rules only when its
+/// score would enter the top `k`: past the first rows few do, so most offered rows cost a read
+/// of their vector and nothing more (their records and live state, scattered lines, are never
+/// read). Rows are taken a batch at a time so that each row's vector is asked for a few rows
+/// ahead of its score.
+pub struct TopK<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    rules: &'a Eligibility<'a>,
+    query: &'a [f32],
+    k: usize,
+    heap: BinaryHeap<Hit>,
+    batch: Vec<usize>,
+    /// Rows offered and scored so far.
+    pub scored: usize,
+    /// Rows checked against the rules so far, and how many of them the rules admitted.
+    pub checked: usize,
+    pub admitted: usize,
+}
+
+impl<'a> TopK<'a> {
+    /// `vectors` is `[n * dim]` row-major; `query` has `dim` values.
+    pub fn new(
+        vectors: &'a [f32],
+        dim: usize,
+        rules: &'a Eligibility<'a>,
+        query: &'a [f32],
+        k: usize,
+    ) -> Self {
+        TopK {
+            vectors,
+            dim,
+            rules,
+            query,
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            batch: Vec::with_capacity(BATCH),
+            scored: 0,
+            checked: 0,
+            admitted: 0,
+        }
+    }
+
+    /// Offers `row` (below the catalogue's and the vectors' row count); it is scored, and checked
+    /// if need be, with its batch.
+    #[inline]
+    pub fn offer(&mut self, row: usize) {
+        self.batch.push(row);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Rows offered and not yet scored.
+    pub fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// The estimated number of offered rows the rules admit: those scored, times the share
+    /// admitted among those checked (all of them until one is checked).
+    pub fn admitted_estimate(&self) -> usize {
+        if self.checked == 0 {
+            return self.scored;
+        }
+        (self.scored as u64 * self.admitted as u64 / self.checked as u64) as usize
+    }
+
+    /// Scores (and checks) the rows offered so far.
+    pub fn flush(&mut self) {
+        let dim = self.dim;
+        for i in 0..self.batch.len() {
+            let row = self.batch[i];
+            if let Some(&ahead) = self.batch.get(i + PREFETCH_AHEAD) {
+                let v = self.vectors[ahead * dim..].as_ptr();
+                for line in (0..dim).step_by(16) {
+                    crate::prefetch(v.wrapping_add(line));
+                }
+            }
+            let score = dot(&self.vectors[row * dim..(row + 1) * dim], self.query);
+            self.scored += 1;
+            let hit = Hit { score, row };
+            let enters = self.heap.len() < self.k || self.heap.peek().is_some_and(|w| hit < *w);
+            if !enters {
+                continue;
+            }
+            self.checked += 1;
+            if !self.rules.contains(row as i64) {
+                continue;
+            }
+            self.admitted += 1;
+            if self.heap.len() == self.k {
+                self.heap.pop();
+            }
+            self.heap.push(hit);
+        }
+        self.batch.clear();
+    }
+
+    /// `(rows, scores)`, best first, ties by row.
+    pub fn finish(mut self) -> (Vec<i64>, Vec<f32>) {
+        self.flush();
+        let hits = self.heap.into_sorted_vec();
+        (
+            hits.iter().map(|h| h.row as i64).collect(),
+            hits.iter().map(|h| h.score).collect(),
+        )
+    }
+}
+
 /// Exact top `k` by inner product with `query` among the rows of the bitset whose word `w` (of
 /// `words`) is `word(w)` that `rules` admits, best first, ties by row. `word` is a function so
 /// that a set another thread updates is read through atomics, and two sets can be and-ed on the
@@ -86,56 +196,21 @@ pub fn scan(
     k: usize,
 ) -> (Vec<i64>, Vec<f32>) {
     let n = rules.len().min(vectors.len() / dim.max(1));
-    let mut heap: BinaryHeap<Hit> = BinaryHeap::with_capacity(k + 1);
     if k == 0 || dim == 0 || query.len() != dim {
         return (Vec::new(), Vec::new());
     }
-    // Rows are taken a batch at a time so that each row's lines (its vector, live state and
-    // record) are asked for a few rows ahead of its check: the kept rows are scattered, and
-    // each is otherwise a chain of cache misses.
-    let mut batch: Vec<usize> = Vec::with_capacity(BATCH + 64);
-    let mut flush = |batch: &mut Vec<usize>| {
-        for (i, &row) in batch.iter().enumerate() {
-            if let Some(&ahead) = batch.get(i + PREFETCH_AHEAD) {
-                rules.prefetch(ahead);
-                let v = vectors[ahead * dim..].as_ptr();
-                for line in (0..dim).step_by(16) {
-                    crate::prefetch(v.wrapping_add(line));
-                }
-            }
-            if !rules.contains(row as i64) {
-                continue;
-            }
-            let score = dot(&vectors[row * dim..(row + 1) * dim], query);
-            let hit = Hit { score, row };
-            if heap.len() < k {
-                heap.push(hit);
-            } else if heap.peek().is_some_and(|worst| hit < *worst) {
-                heap.pop();
-                heap.push(hit);
-            }
-        }
-        batch.clear();
-    };
-    for w in 0..words {
+    let mut top = TopK::new(vectors, dim, rules, query, k);
+    for w in 0..words.min(n.div_ceil(64)) {
         let mut bits = word(w);
         while bits != 0 {
             let row = (w << 6) + bits.trailing_zeros() as usize;
             bits &= bits - 1;
             if row < n {
-                batch.push(row);
+                top.offer(row);
             }
         }
-        if batch.len() >= BATCH {
-            flush(&mut batch);
-        }
     }
-    flush(&mut batch);
-    let hits = heap.into_sorted_vec();
-    (
-        hits.iter().map(|h| h.row as i64).collect(),
-        hits.iter().map(|h| h.score).collect(),
-    )
+    top.finish()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod error;
 pub mod hashing;
 pub mod hnsw;
 pub mod kept;
+pub mod lists;
 pub mod rank;
 pub mod text;
 

@@ -1,0 +1,143 @@
+"""Filter-aware inverted lists: the middle plan, between the exact scan of few kept rows and the
+graph walk of most (``rust/core/src/lists.rs``).
+
+The bundle partitions the items by k-means over their vectors (about ``4 sqrt(n)`` lists, FAISS's
+clustering with inner-product assignment, as an ``IndexIVF`` trains its quantizer). A request
+probes the lists nearest its query, tests each listed row against the kept eligible-row bitsets,
+and scores only those rows, until ``factor * need`` rows that its rules admit were scored. How
+many that must be for the build's recall target depends on the vectors, so the build measures
+``factor`` (``min_scored_factor``) against brute force over randomly kept rows, and stores it
+with the lists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from peakrec import _core
+from peakrec.retrieval.kept import bitset_words
+
+FACTORS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+@dataclass(frozen=True)
+class ItemLists:
+    """The partition (``_core.InvertedLists``) and how deep to probe it: ``factors`` holds
+    ``(share, factor)`` pairs, shares rising, measured by the build (``measure_factors``); at a kept
+    share up to ``share`` a probe scores ``factor * need`` admitted rows for the build's recall."""
+
+    lists: _core.InvertedLists
+    factors: tuple[tuple[float, int], ...]
+
+    def factor(self, share: float) -> int:
+        """The factor measured at the first share at or above ``share`` (the recall of a given
+        factor falls as the share rises), else at the largest."""
+        for measured, factor in self.factors:
+            if share <= measured:
+                return factor
+        return self.factors[-1][1]
+
+    @classmethod
+    def load(cls, folder: Path, n: int, factors) -> ItemLists:
+        """The lists saved in ``folder`` by ``save`` (memory-mapped), checked against ``n`` items."""
+        arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("centroids", "offsets", "rows")]
+        return cls(_core.InvertedLists(*arrays, n), tuple((float(s), int(f)) for s, f in factors))
+
+
+def list_count(n: int) -> int:
+    """The number of lists for ``n`` items: a power of two near ``4 sqrt(n)``, at most ``n / 8``."""
+    return max(1, min(1 << round(math.log2(4 * math.sqrt(max(n, 1)))), n // 8))
+
+
+def build_lists(vectors: np.ndarray, nlist: int | None = None, seed: int = 1234, niter: int = 10):
+    """``(centroids float32[nlist, d], offsets int64[nlist + 1], rows int32[n])`` for ``vectors``
+    (float32[n, d]): k-means on up to 64 rows a list, then every row in the list whose centroid has
+    the largest inner product with it; rows ascending within a list (bitset words are then read in
+    order)."""
+    n, d = vectors.shape
+    nlist = nlist or list_count(n)
+    rng = np.random.default_rng(seed)
+    sample = vectors if n <= 64 * nlist else vectors[np.sort(rng.choice(n, 64 * nlist, replace=False))]
+    clustering = faiss.Clustering(d, nlist)
+    clustering.niter, clustering.seed = niter, seed
+    clustering.max_points_per_centroid = 64  # the sample is already that small: no warning
+    assign_index = faiss.IndexFlatIP(d)
+    clustering.train(np.ascontiguousarray(sample, dtype=np.float32), assign_index)
+    centroids = faiss.vector_to_array(clustering.centroids).reshape(nlist, d).astype(np.float32)
+    assign_index.reset()
+    assign_index.add(centroids)
+    assign = np.empty(n, np.int64)
+    for start in range(0, n, 65536):  # bounded memory for the distance blocks
+        block = np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32)
+        assign[start : start + len(block)] = assign_index.search(block, 1)[1][:, 0]
+    rows = np.argsort(assign, kind="stable").astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=nlist))]).astype(np.int64)
+    return centroids, offsets, rows
+
+
+def save(folder: Path, centroids: np.ndarray, offsets: np.ndarray, rows: np.ndarray, write_npy) -> None:
+    """Writes the partition into ``folder`` (``write_npy(path, array)``: the build's writer)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in (("centroids", centroids), ("offsets", offsets), ("rows", rows)):
+        write_npy(folder / f"{name}.npy", array)
+
+
+def measure_factors(
+    lists: _core.InvertedLists,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    target: float,
+    shares=(0.01, 0.03, 0.1, 0.3, 1.0),
+    seed: int = 7,
+) -> list[tuple[float, int]]:
+    """``[(share, factor)]``: at each of ``shares`` (randomly kept rows), the smallest factor in
+    ``FACTORS`` with which probing reaches mean recall@``k`` >= ``target`` against brute force (the
+    largest when none does). ``queries`` float32[q, d]."""
+    n = len(vectors)
+    catalog = open_catalog(n)
+    stock, price = np.ones(n, np.int32), np.ones(n, np.float32)
+    rng = np.random.default_rng(seed)
+    factors = []
+    for share in shares:
+        kept = rng.random(n) < share
+        if kept.sum() < 2 * k:
+            continue
+        rows = np.flatnonzero(kept)
+        scores = vectors[rows] @ queries.T  # [kept, q]
+        truth = rows[np.argpartition(-scores, k - 1, axis=0)[:k].T]
+        words, rules = bitset_words(kept), _core.Rules(stock, price, kept.astype(np.uint8), 0, 0)
+        for factor in FACTORS:
+            recall = np.mean(
+                [
+                    len(np.intersect1d(_core.probe_lists(lists, catalog, rules, vectors, words, q, k, factor * k, n)[0], exact))
+                    / k
+                    for q, exact in zip(queries, truth, strict=True)
+                ]
+            )
+            if recall >= target:
+                break
+        factors.append((share, factor))
+    return factors or [(1.0, FACTORS[0])]
+
+
+def open_catalog(n: int) -> _core.Catalog:
+    """A ``Catalog`` of ``n`` items that every rule admits (sold everywhere, launched, open to all):
+    only the live state restricts it. For measuring the vectors' geometry alone."""
+    zeros32, zeros64 = np.zeros(n, np.int32), np.zeros(n, np.int64)
+    return _core.Catalog(
+        zeros32,
+        zeros32,
+        np.full((n, 1), ~np.uint64(0), np.uint64),
+        zeros64,
+        zeros64,
+        zeros64,
+        np.zeros(n, np.uint8),
+        np.zeros(n, np.uint64),
+        np.zeros(n, np.float32),
+    )

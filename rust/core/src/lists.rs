@@ -1,0 +1,330 @@
+//! Filter-aware inverted lists: the rows partitioned by their nearest centroid (k-means, built
+//! with the bundle), probed nearest list first over the kept eligible rows only.
+//!
+//! Between the exact scan of few kept rows and the graph walk of most, the rows a request may see
+//! are too many to score all, yet too few for the walk, which wades through ineligible nodes. A
+//! probe visits lists in order of their centroid's score, tests each listed row against the kept
+//! bitsets (a bit in a table that fits in cache), and checks and scores only the rows that pass,
+//! until enough rows that the request's rules admit have been scored.
+
+use crate::eligibility::Eligibility;
+use crate::error::{invalid, Result};
+use crate::kept::{dot, TopK};
+
+/// The partition: list `l` holds rows `rows[offsets[l]..offsets[l + 1]]`, and its centroid is
+/// `centroids[l * dim..(l + 1) * dim]`.
+#[derive(Clone, Copy)]
+pub struct Lists<'a> {
+    pub centroids: &'a [f32],
+    pub offsets: &'a [i64],
+    pub rows: &'a [i32],
+    pub dim: usize,
+}
+
+/// How far a probe goes.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    /// Stop after the list in which this many rows that the rules admit have been scored (an
+    /// estimate: rows are checked against the rules only when they would enter the top k).
+    pub min_scored: usize,
+    /// Give up (the kept rows lie far from the query) when lists remain after this many listed
+    /// rows were tested and fewer than `min_scored` of them were kept.
+    pub max_tested: usize,
+}
+
+/// Lists taken in order at a time: most probes end within the first few dozen.
+const CHUNK: usize = 64;
+
+impl<'a> Lists<'a> {
+    /// The partition's arrays, their lengths checked (`check` reads every row, once).
+    pub fn new(
+        centroids: &'a [f32],
+        offsets: &'a [i64],
+        rows: &'a [i32],
+        dim: usize,
+    ) -> Result<Self> {
+        let nlist = offsets.len().saturating_sub(1);
+        if dim == 0 || nlist == 0 || centroids.len() != nlist * dim {
+            return Err(invalid(format!(
+                "lists: {} centroid values for {nlist} lists of dimension {dim}",
+                centroids.len()
+            )));
+        }
+        if offsets[0] != 0 || offsets[nlist] != rows.len() as i64 {
+            return Err(invalid(format!(
+                "lists: offsets must rise from 0 to {} (the listed rows)",
+                rows.len()
+            )));
+        }
+        Ok(Lists {
+            centroids,
+            offsets,
+            rows,
+            dim,
+        })
+    }
+
+    /// Checks the partition against a catalogue of `n` rows, so a probe never reads outside it:
+    /// offsets never falling, every row in range.
+    pub fn check(&self, n: usize) -> Result<()> {
+        if self.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err(invalid("lists: offsets must not fall"));
+        }
+        if let Some(bad) = self.rows.iter().find(|&&r| r < 0 || r as usize >= n) {
+            return Err(invalid(format!(
+                "lists: row {bad} is outside the catalogue's {n} items"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows of list `l` (within the catalogue once [`Lists::check`] passed).
+    fn list(&self, l: usize) -> &'a [i32] {
+        &self.rows[self.offsets[l] as usize..self.offsets[l + 1] as usize]
+    }
+}
+
+/// The top `k` by inner product with `query` among the rows of the kept set (word `w` is
+/// `word(w)`, see [`crate::kept::and_words`]) that `rules` admits, found in the lists nearest
+/// `query` (best first, ties by row); `None` when the probe gave up (see [`Probe`]).
+///
+/// Exact over the lists probed: every kept row in them is checked and scored. The lists are
+/// probed until `probe.min_scored` rows were scored, or all of them.
+pub fn probe(
+    vectors: &[f32],
+    lists: &Lists<'_>,
+    word: impl Fn(usize) -> u64,
+    rules: &Eligibility<'_>,
+    query: &[f32],
+    k: usize,
+    probe: Probe,
+) -> Option<(Vec<i64>, Vec<f32>)> {
+    let dim = lists.dim;
+    if k == 0 || query.len() != dim || vectors.len() < rules.len() * dim {
+        return Some((Vec::new(), Vec::new()));
+    }
+    let nlist = lists.len();
+    let scores: Vec<f32> = lists
+        .centroids
+        .chunks_exact(dim)
+        .map(|c| dot(c, query))
+        .collect();
+    let mut order: Vec<u32> = (0..nlist as u32).collect();
+    let by_score = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]);
+    let mut top = TopK::new(vectors, dim, rules, query, k);
+    let mut tested = 0usize;
+    let mut start = 0;
+    while start < nlist {
+        // The next CHUNK lists by centroid score, best first.
+        let rest = &mut order[start..];
+        let take = CHUNK.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take - 1, by_score);
+        }
+        rest[..take].sort_unstable_by(by_score);
+        for &l in &order[start..start + take] {
+            if tested >= probe.max_tested && top.scored + top.pending() < probe.min_scored {
+                return None;
+            }
+            let listed = lists.list(l as usize);
+            for &row in listed {
+                let row = row as usize;
+                if (word(row >> 6) >> (row & 63)) & 1 != 0 {
+                    top.offer(row);
+                }
+            }
+            tested += listed.len();
+            if top.scored + top.pending() >= probe.min_scored {
+                top.flush();
+                if top.admitted_estimate() >= probe.min_scored {
+                    return Some(top.finish());
+                }
+            }
+        }
+        start += take;
+    }
+    Some(top.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eligibility::{ItemColumns, LiveState, Rules};
+    use crate::kept::{and_words, scan};
+    use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
+
+    struct World {
+        zeros32: Vec<i32>,
+        regions: Vec<u64>,
+        zeros64: Vec<i64>,
+        zeros8: Vec<u8>,
+        stock: Vec<AtomicI32>,
+        price: Vec<AtomicU32>,
+        available: Vec<AtomicU8>,
+    }
+
+    fn world(n: usize) -> World {
+        World {
+            zeros32: vec![0; n],
+            regions: vec![!0; n],
+            zeros64: vec![0; n],
+            zeros8: vec![0; n],
+            stock: (0..n).map(|_| AtomicI32::new(1)).collect(),
+            price: (0..n)
+                .map(|i| AtomicU32::new((i as f32).to_bits()))
+                .collect(),
+            available: (0..n).map(|_| AtomicU8::new(1)).collect(),
+        }
+    }
+
+    fn rules(w: &World, price_max: f32) -> Eligibility<'_> {
+        let items = ItemColumns {
+            brand: &w.zeros32,
+            category: &w.zeros32,
+            regions: &w.regions,
+            region_words: 1,
+            launch_ts: &w.zeros64,
+            presale_start: &w.zeros64,
+            presale_end: &w.zeros64,
+            member_only: &w.zeros8,
+            packed: None,
+        };
+        let live = LiveState {
+            stock: &w.stock,
+            price: &w.price,
+            available: &w.available,
+        };
+        let r = Rules {
+            region: 0,
+            now: 1,
+            price_min: f32::MIN,
+            price_max,
+            brand_ok: None,
+            category_ok: None,
+            member_brands: None,
+            excluded: &[],
+        };
+        Eligibility::new(items, live, r).unwrap()
+    }
+
+    /// `n` rows of dimension 4 in 16 lists: row `i` lies near centroid `i % 16` (unit vectors
+    /// around a circle), so the lists are the rows' true nearest centroids.
+    fn partition(n: usize) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<i32>) {
+        let angle = |l: usize| l as f32 * std::f32::consts::TAU / 16.0;
+        let centroids: Vec<f32> = (0..16)
+            .flat_map(|l| [angle(l).cos(), angle(l).sin(), 0.0, 0.0])
+            .collect();
+        let vectors: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let a = angle(i % 16) + ((i * 37 % 101) as f32 / 101.0 - 0.5) * 0.3;
+                [a.cos(), a.sin(), (i % 7) as f32 * 0.01, 0.0]
+            })
+            .collect();
+        let mut offsets = vec![0i64];
+        let mut rows = Vec::new();
+        for l in 0..16 {
+            rows.extend((0..n).filter(|i| i % 16 == l).map(|i| i as i32));
+            offsets.push(rows.len() as i64);
+        }
+        (centroids, vectors, offsets, rows)
+    }
+
+    fn kept_every(n: usize, every: usize) -> Vec<AtomicU64> {
+        let mut words = vec![0u64; n.div_ceil(64)];
+        for row in (0..n).step_by(every) {
+            words[row >> 6] |= 1 << (row & 63);
+        }
+        words.into_iter().map(AtomicU64::new).collect()
+    }
+
+    const ALL: Probe = Probe {
+        min_scored: usize::MAX,
+        max_tested: usize::MAX,
+    };
+
+    #[test]
+    fn probing_every_list_equals_the_exact_scan() {
+        let n = 2000;
+        let (c, v, o, r) = partition(n);
+        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let w = world(n);
+        let e = rules(&w, 1500.0);
+        let kept = kept_every(n, 3);
+        let q = [0.3, 0.9, 0.1, 0.0];
+        let got = probe(&v, &lists, and_words(&kept, None), &e, &q, 50, ALL).unwrap();
+        let exact = scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 50);
+        assert_eq!(got, exact);
+        assert!(got.0.iter().all(|&r| r % 3 == 0 && r <= 1500));
+    }
+
+    #[test]
+    fn probe_stops_after_the_nearest_lists_that_fill_it() {
+        let n = 1600; // 100 rows a list
+        let (c, v, o, r) = partition(n);
+        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let w = world(n);
+        let e = rules(&w, f32::MAX);
+        let kept = kept_every(n, 1);
+        let q = [1.0, 0.05, 0.0, 0.0]; // nearest list 0, then 1 and 15
+        let enough = Probe {
+            min_scored: 150,
+            max_tested: usize::MAX,
+        };
+        let (rows, _) = probe(&v, &lists, and_words(&kept, None), &e, &q, 10, enough).unwrap();
+        // Two lists probed (0, then 1): the top 10 all come from them.
+        assert!(rows.iter().all(|&r| r % 16 == 0 || r % 16 == 1));
+        let exact = scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 10);
+        assert_eq!(rows, exact.0);
+    }
+
+    #[test]
+    fn probe_gives_up_when_the_kept_rows_lie_far_away() {
+        let n = 1600;
+        let (c, v, o, r) = partition(n);
+        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let w = world(n);
+        let e = rules(&w, f32::MAX);
+        // Only list 8 (opposite the query) is kept.
+        let mut words = vec![0u64; n.div_ceil(64)];
+        for row in (8..n).step_by(16) {
+            words[row >> 6] |= 1 << (row & 63);
+        }
+        let kept: Vec<AtomicU64> = words.into_iter().map(AtomicU64::new).collect();
+        let q = [1.0, 0.0, 0.0, 0.0];
+        let budget = Probe {
+            min_scored: 50,
+            max_tested: 400,
+        };
+        assert!(probe(&v, &lists, and_words(&kept, None), &e, &q, 10, budget).is_none());
+        let unbounded = Probe {
+            min_scored: 50,
+            max_tested: usize::MAX,
+        };
+        let got = probe(&v, &lists, and_words(&kept, None), &e, &q, 10, unbounded).unwrap();
+        assert_eq!(
+            got,
+            scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 10)
+        );
+    }
+
+    #[test]
+    fn a_malformed_partition_is_refused() {
+        let (c, _, o, r) = partition(64);
+        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        assert!(lists.check(64).is_ok());
+        assert!(lists.check(63).is_err()); // row 63 out of range
+        assert!(Lists::new(&c[..60], &o, &r, 4).is_err());
+        assert!(Lists::new(&c, &o[..16], &r, 4).is_err());
+        let mut falling = o.clone();
+        falling.swap(3, 4);
+        assert!(Lists::new(&c, &falling, &r, 4).unwrap().check(64).is_err());
+    }
+}
