@@ -40,6 +40,7 @@ import pytest
 from faiss.contrib.datasets import SyntheticDataset
 from peakrec import _core
 from peakrec.config import RetrievalConfig
+from peakrec.retrieval.hnsw import half_vectors
 from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors
 from peakrec.retrieval.plan import measure_plan
 from peakrec.retrieval.search import bitmap_selector, exact_search, retrieve
@@ -76,7 +77,7 @@ def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def _lists(vectors, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConfig, dict]:
+def _lists(vectors, half, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConfig, dict]:
     """The lists and plan a bundle build makes of these vectors (cached)."""
     path = CACHE / f"filtered-lists-s{SEED}-{N}-{DIM}.npz"
     if not path.exists():
@@ -91,7 +92,10 @@ def _lists(vectors, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConf
     else:
         factors = measure_factors(lists, vectors, calibration, K, BUILD_RECALL)
         plan = {"factors": factors}
-        plan.update(measure_plan(hnsw, vectors, ItemLists(lists, tuple(factors)), calibration[:32], K, config, BUILD_RECALL))
+        lists_at = ItemLists(lists, tuple(factors))
+        plan.update(
+            measure_plan(hnsw, vectors, lists_at, calibration[:32], K, config, BUILD_RECALL, half=half)
+        )
         plan_path.write_text(json.dumps(plan))
     factors = tuple((float(s), int(f)) for s, f in plan["factors"])
     return ItemLists(lists, factors), config.with_search_params(None, plan), plan
@@ -109,9 +113,10 @@ def world():
     nlist = 1 << round(math.log2(4 * math.sqrt(N)))
     ivf = _index(f"ivf{nlist}", f"IVF{nlist},Flat", vectors)
     faiss.omp_set_num_threads(1)  # searched on one thread, as a serving worker does
-    lists, config, plan = _lists(vectors, all_queries[-64:], hnsw, RetrievalConfig(ef_search=EF_SEARCH))
+    half = half_vectors(hnsw)  # what a bundle's index_half holds
+    lists, config, plan = _lists(vectors, half, all_queries[-64:], hnsw, RetrievalConfig(ef_search=EF_SEARCH))
     print(f"\nlists: {len(lists.lists)}, plan {plan}")
-    yield vectors, queries, hnsw, ivf, open_catalog(N), lists, config
+    yield vectors, half, queries, hnsw, ivf, open_catalog(N), lists, config
     _print_table(plan)
 
 
@@ -155,7 +160,7 @@ def _smallest_good(make, values, queries, truth, need):
 
 @pytest.mark.parametrize("case", CASES)
 def test_filtered_retrieval_against_peers(benchmark, world, case):
-    vectors, queries, hnsw, ivf, catalog, lists, config = world
+    vectors, half, queries, hnsw, ivf, catalog, lists, config = world
     eligible = _eligible(case, vectors, queries)
     state = ItemState.from_arrays(np.full(N, 5, np.int32), np.ones(N, np.float32))
     state.available[:] = np.isin(np.arange(N), eligible)  # before the kept sets are first built
@@ -171,7 +176,7 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
     strategies: list[str] = []
 
     def ours(q):
-        got = retrieve(hnsw, vectors, catalog, rules, q, K, config, kept=kept, lists=lists)
+        got = retrieve(hnsw, vectors, catalog, rules, q, K, config, kept=kept, lists=lists, half=half)
         strategies.append(got.strategy)
         return got.rows
 
@@ -228,7 +233,9 @@ def _faiss(index, q, params) -> np.ndarray:
 
 
 def _best_peer(row: dict) -> str | None:
-    peers = [n for n, v in row.items() if not n.startswith("peakrec") and v["recall"] >= RECALL and not v["short"]]
+    peers = [
+        n for n, v in row.items() if not n.startswith("peakrec") and v["recall"] >= RECALL and not v["short"]
+    ]
     return max(peers, key=lambda n: row[n]["qps"], default=None)
 
 
@@ -237,27 +244,39 @@ def _print_table(plan: dict) -> None:
         return
     print(f"\nfiltered retrieval, {N} x {DIM}, top-{K}, {N_QUERIES} queries, one thread; plan {plan}")
     print("queries/s (recall@100); p50 / p99 ms for peakrec and the best peer (recall >= 0.95, full pages)")
-    print("| eligible | peakrec | plan | p50 / p99 | unkept | exact-known | FAISS HNSW | FAISS IVF | best peer | p50 / p99 | peakrec / best |")
+    columns = (
+        "peakrec | plan | p50 / p99 | unkept | exact-known | FAISS HNSW | FAISS IVF | best peer | p50 / p99"
+    )
+    print(f"| eligible | {columns} | peakrec / best |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for case in CASES:
         row = TABLE.get(case)
         if row is None:
             continue
-
-        def cell(name):
-            v = row[name]
-            return f"{v['qps']:,.0f} ({v['recall']:.3f}{', short' if v['short'] else ''})"
-
-        def lat(name):
-            return f"{row[name]['p50'] * 1e3:.2f} / {row[name]['p99'] * 1e3:.2f}"
-
+        cell, lat = _cell(row), _latency(row)
         names = list(row)
         hnsw_name = next(n for n in names if n.startswith("hnsw"))
         ivf_name = next(n for n in names if n.startswith("ivf"))
         best = _best_peer(row)
         ratio = f"{row['peakrec']['qps'] / row[best]['qps']:.2f}" if best else "-"
         print(
-            f"| {case} | {cell('peakrec')} | {row['peakrec']['plan']} | {lat('peakrec')} | {cell('peakrec-unkept')} "
+            f"| {case} | {cell('peakrec')} | {row['peakrec']['plan']} | {lat('peakrec')} "
+            f"| {cell('peakrec-unkept')} "
             f"| {cell('exact-known')} | {hnsw_name}: {cell(hnsw_name)} | {ivf_name}: {cell(ivf_name)} "
             f"| {best or '-'} | {lat(best) if best else '-'} | {ratio} |"
         )
+
+
+def _cell(row: dict):
+    def cell(name: str) -> str:
+        v = row[name]
+        return f"{v['qps']:,.0f} ({v['recall']:.3f}{', short' if v['short'] else ''})"
+
+    return cell
+
+
+def _latency(row: dict):
+    def lat(name: str) -> str:
+        return f"{row[name]['p50'] * 1e3:.2f} / {row[name]['p99'] * 1e3:.2f}"
+
+    return lat

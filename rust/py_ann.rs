@@ -202,7 +202,7 @@ impl InvertedLists {
 /// row; `None` when lists remained after `max_tested` listed rows were tested and fewer than
 /// `min_scored` of them were kept (the kept rows lie far from the query: scan them instead).
 #[pyfunction]
-#[pyo3(signature = (lists, catalog, rules, vectors, kept, query, k, min_scored, max_tested, also=None))]
+#[pyo3(signature = (lists, catalog, rules, vectors, kept, query, k, min_scored, max_tested, also=None, half=None))]
 #[allow(clippy::too_many_arguments)]
 fn probe_lists<'py>(
     py: Python<'py>,
@@ -216,15 +216,16 @@ fn probe_lists<'py>(
     min_scored: usize,
     max_tested: usize,
     also: Option<&Bound<'py, PyArray1<u64>>>,
+    half: Option<&Bound<'py, PyArray2<u16>>>,
 ) -> Result<Option<ScoredRows<'py>>> {
     let KeptArgs {
         rules: e,
         vectors,
-        dim,
         kept,
         also,
         query,
-    } = kept_args(py, catalog, rules, vectors, kept, query, also)?;
+    } = kept_args(py, catalog, rules, (vectors, half), kept, query, also)?;
+    let dim = vectors.dim;
     let l = lists.lists(py)?;
     if l.dim != dim || lists.n != e.len() {
         return Err(invalid(format!(

@@ -12,7 +12,7 @@ use peakrec_core::bitset::Bitset;
 use peakrec_core::eligibility::{
     self as elig, Eligibility, ItemColumns, LiveState, Records, Rules as CoreRules,
 };
-use peakrec_core::kept;
+use peakrec_core::kept::{self, Vectors};
 use peakrec_core::rank::{self, RankColumns, RankParams as CoreRankParams};
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
@@ -298,7 +298,7 @@ impl Catalog {
     /// (and in `also`, when given; bitsets `uint64[ceil(n / 64)]`) that `rules` admits:
     /// `(rows int64, scores float32)`, best first, ties by row. Reads only the kept rows'
     /// vectors (`vectors` `float32[n, d]`), never all items.
-    #[pyo3(signature = (rules, vectors, kept, query, k, also=None))]
+    #[pyo3(signature = (rules, vectors, kept, query, k, also=None, half=None))]
     #[allow(clippy::too_many_arguments)]
     fn scan_kept<'py>(
         &self,
@@ -309,27 +309,18 @@ impl Catalog {
         query: &Bound<'py, PyArray1<f32>>,
         k: usize,
         also: Option<&Bound<'py, PyArray1<u64>>>,
+        half: Option<&Bound<'py, PyArray2<u16>>>,
     ) -> Result<ScoredRows<'py>> {
         let KeptArgs {
             rules: e,
             vectors,
-            dim,
             kept,
             also,
             query,
-        } = kept_args(py, self, rules, vectors, kept, query, also)?;
+        } = kept_args(py, self, rules, (vectors, half), kept, query, also)?;
         let words = kept.len();
-        let (rows, scores) = py.detach(|| {
-            kept::scan(
-                vectors,
-                dim,
-                words,
-                kept::and_words(kept, also),
-                &e,
-                query,
-                k,
-            )
-        });
+        let (rows, scores) =
+            py.detach(|| kept::scan(vectors, words, kept::and_words(kept, also), &e, query, k));
         Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
     }
 
@@ -560,22 +551,28 @@ fn bitset_rows<'py>(
 
 /// `(rows int64, scores float32)`.
 /// The arguments of a search over kept sets, checked: `vectors` `float32[n, d]` row-aligned with
-/// the catalogue, `kept` and `also` bitsets of its rows, `query` `float32[d]`.
+/// the catalogue (and `half`, the same as `uint16[n, d]` half-precision bits, read instead when
+/// given), `kept` and `also` bitsets of its rows, `query` `float32[d]`.
 pub(crate) struct KeptArgs<'a> {
     pub rules: Eligibility<'a>,
-    pub vectors: &'a [f32],
-    pub dim: usize,
+    pub vectors: Vectors<'a>,
     /// Updated in place by other threads while requests read it (the live set): atomics.
     pub kept: &'a [AtomicU64],
     pub also: Option<&'a [u64]>,
     pub query: &'a [f32],
 }
 
+/// The vectors of a kept search and their half-precision copy, as `KeptArgs` takes them.
+pub(crate) type VectorArrays<'a> = (
+    &'a Bound<'a, PyArray2<f32>>,
+    Option<&'a Bound<'a, PyArray2<u16>>>,
+);
+
 pub(crate) fn kept_args<'a>(
     py: Python<'a>,
     catalog: &'a Catalog,
     rules: &'a Rules,
-    vectors: &'a Bound<'a, PyArray2<f32>>,
+    (vectors, half): VectorArrays<'a>,
     kept: &'a Bound<'a, PyArray1<u64>>,
     query: &'a Bound<'a, PyArray1<f32>>,
     also: Option<&'a Bound<'a, PyArray1<u64>>>,
@@ -587,6 +584,11 @@ pub(crate) fn kept_args<'a>(
         return Err(invalid(format!(
             "vectors has {} rows, the catalogue has {n} items",
             vectors.shape()[0]
+        )));
+    }
+    if half.is_some_and(|h| h.shape() != vectors.shape()) {
+        return Err(invalid(format!(
+            "half-precision vectors must be [{n}, {dim}] like the vectors"
         )));
     }
     let words = n.div_ceil(64);
@@ -606,8 +608,11 @@ pub(crate) fn kept_args<'a>(
     }
     Ok(KeptArgs {
         rules: e,
-        vectors: slice(py, vectors, "vectors")?,
-        dim,
+        vectors: Vectors {
+            full: slice(py, vectors, "vectors")?,
+            half: half.map(|h| slice(py, h, "half")).transpose()?,
+            dim,
+        },
         kept,
         also,
         query,

@@ -56,7 +56,9 @@ def _check(bundle, lists, state, queries, rules_kwargs=None, need=K):
     for q in queries:
         q = q[None].astype(np.float32)
         truth = exact_search(vectors, eligible, q, need)[0]
-        got = retrieve(bundle.index, vectors, catalog, rules, q, need, LISTS_EVERYWHERE, kept=kept, lists=lists)
+        got = retrieve(
+            bundle.index, vectors, catalog, rules, q, need, LISTS_EVERYWHERE, kept=kept, lists=lists
+        )
         assert np.isin(got.rows, eligible).all(), "an ineligible item was retrieved"
         assert len(got.rows) >= min(need, len(eligible)), "a short page"
         recalls.append(len(np.intersect1d(truth, got.rows)) / max(len(truth), 1))
@@ -127,7 +129,9 @@ def test_malformed_lists_are_refused_with_the_reason():
     with pytest.raises(InvalidInputError, match="row 7 is outside the catalogue's 5 items"):
         _core.InvertedLists(centroids, np.array([0, 2, 3], np.int64), np.array([0, 7, 1], np.int32), 5)
     with pytest.raises(InvalidInputError, match="offsets must not fall"):
-        _core.InvertedLists(np.zeros((3, 4), np.float32), np.array([0, 2, 1, 3], np.int64), np.arange(3, dtype=np.int32), 5)
+        _core.InvertedLists(
+            np.zeros((3, 4), np.float32), np.array([0, 2, 1, 3], np.int64), np.arange(3, dtype=np.int32), 5
+        )
     with pytest.raises(InvalidInputError, match="centroid values for 3 lists"):
         _core.InvertedLists(centroids, np.array([0, 1, 2, 3], np.int64), np.arange(3, dtype=np.int32), 5)
 
@@ -142,7 +146,9 @@ def test_factors_rise_with_the_share_and_meet_the_target(hnsw_bundle, lists):
 def test_a_large_enough_bundle_carries_its_lists_and_plan(demo_dir, tmp_path):
     config = tmp_path / "build.toml"
     config.write_text("[index]\nlists_min_items = 100\n")
-    path = peakrec.build_bundle(**{**demo_inputs(demo_dir), "config": config}, out=tmp_path / "b", progress=False)
+    path = peakrec.build_bundle(
+        **{**demo_inputs(demo_dir), "config": config}, out=tmp_path / "b", progress=False
+    )
     bundle = peakrec.load_bundle(path)
     info = bundle.manifest["lists"]
     assert bundle.lists is not None and len(bundle.lists.lists) == info["count"]
@@ -153,7 +159,10 @@ def test_a_large_enough_bundle_carries_its_lists_and_plan(demo_dir, tmp_path):
     rec = Recommender(bundle, state)
     assert rec.retrieval.scan_max_share == info["plan"]["scan_max_share"]
     users = bundle.users
-    shopper = Shopper(vector=tuple(users.vectors[np.flatnonzero(users.has_vector)[0]].tolist()), region=bundle.vocab["regions"][0])
+    shopper = Shopper(
+        vector=tuple(users.vectors[np.flatnonzero(users.has_vector)[0]].tolist()),
+        region=bundle.vocab["regions"][0],
+    )
     page = rec.storefront(StorefrontRequest(shopper=shopper, page=Page(page_size=20, now=NOW)))
     rows = bundle.item_rows(list(page.item_ids))
     assert len(rows) == 20 and state.available[rows].all()

@@ -32,6 +32,8 @@ __all__ = [
     "REASON_PRESALE",
     "HnswGraph",
     "hnsw_search",
+    "InvertedLists",
+    "probe_lists",
 ]
 
 def hash_csr(
@@ -222,6 +224,7 @@ class Catalog:
         query: npt.NDArray[np.float32],
         k: int,
         also: npt.NDArray[np.uint64] | None = None,
+        half: npt.NDArray[np.uint16] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def rank(
         self,
@@ -292,4 +295,5 @@ def probe_lists(
     min_scored: int,
     max_tested: int,
     also: npt.NDArray[np.uint64] | None = None,
+    half: npt.NDArray[np.uint16] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None: ...

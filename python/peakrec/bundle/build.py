@@ -39,10 +39,10 @@ from peakrec.catalog.regions import REGION_CODES
 from peakrec.catalog.schema import LIFECYCLE, ItemTable, UserTable, expand_regions
 from peakrec.config import load_settings, to_dict
 from peakrec.errors import BundleError, InvalidInputError
+from peakrec.retrieval.hnsw import half_vectors
 from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors
 from peakrec.retrieval.lists import save as save_lists
 from peakrec.retrieval.plan import measure_plan
-from peakrec.retrieval.hnsw import half_vectors
 
 TMP_PREFIX = ".tmp-build-"
 MAX_CAMPAIGNS = 64
@@ -117,7 +117,9 @@ def build_bundle(
     lists = None
     if len(item_table) >= settings["index"]["lists_min_items"]:
         with bar("inverted lists", total=3, unit="step") as p:
-            lists, lists_info = _build_lists(index, item_table.vectors, warm_vectors, search_params, serving, settings, p)
+            lists, lists_info = _build_lists(
+                index, item_table.vectors, warm_vectors, search_params, serving, settings, p
+            )
 
     with bar("cold start", total=1, unit="fit") as p:
         warm = np.flatnonzero(user_table.has_vector)
@@ -255,7 +257,8 @@ def _build_lists(index, vectors, queries, search_params, serving, settings, prog
     factors = measure_factors(core_lists, vectors, xq, k, target)
     progress.update(1)
     config = serving.retrieval.with_search_params(search_params)
-    plan = measure_plan(index, vectors, ItemLists(core_lists, tuple(factors)), xq[:32], k, config, target)
+    lists = ItemLists(core_lists, tuple(factors))
+    plan = measure_plan(index, vectors, lists, xq[:32], k, config, target, half=half_vectors(index))
     progress.update(1)
     info = {"count": len(core_lists), "k": k, "target": target, "factors": factors, "plan": plan}
     return arrays, info

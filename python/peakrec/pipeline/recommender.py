@@ -33,6 +33,7 @@ from peakrec.pipeline.types import (
     StorefrontRequest,
 )
 from peakrec.pipeline.validate import check_page, check_query
+from peakrec.retrieval.hnsw import half_vectors
 from peakrec.retrieval.search import graph_for
 from peakrec.state import ItemState
 
@@ -64,8 +65,10 @@ class Recommender:
         plan = bundle.manifest.get("lists", {}).get("plan")
         self.retrieval = settings.retrieval.with_search_params(search_params, plan)
         self.index = bundle.index
-        # Built here, not on the first request; on the bundle's shared half-precision vectors.
-        self.graph = graph_for(self.index, True if bundle.index_half is None else bundle.index_half)
+        # Built here, not on the first request; on the bundle's shared half-precision vectors,
+        # which the kept scan and the lists' probe read too.
+        half = bundle.index_half if bundle.index_half is not None else half_vectors(self.index)
+        self.graph = graph_for(self.index, False if half is None else half)
         self.vectors = np.asarray(items.vectors)  # plain views: memmap indexing is slow
         self.ids = np.asarray(items.ids)
         pop = np.log1p(np.maximum(np.asarray(items.popularity, dtype=np.float32), 0))
@@ -95,6 +98,7 @@ class Recommender:
             settings.pipeline,
             text,
             self.state,
+            half,
         )
         self.ranker = Ranker(bundle, self.catalog, self.rules, self.config, settings.search)
         pipeline = settings.pipeline

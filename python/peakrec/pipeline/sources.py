@@ -58,6 +58,7 @@ class Sources:
         pipeline: PipelineConfig,
         text=None,
         state: ItemState | None = None,
+        half: np.ndarray | None = None,
     ):
         items = bundle.items
         # The live state's kept eligible-row sets (built on the first request): the ann source
@@ -66,6 +67,7 @@ class Sources:
         self.regions = np.ascontiguousarray(items.regions, dtype=np.uint64)
         self.index = bundle.index
         self.lists = bundle.lists
+        self.half = half  # the vectors in half precision, read by the kept scan and the probe
         self.catalog = catalog
         self.vectors = vectors
         self.n = len(catalog)
@@ -130,6 +132,7 @@ class Sources:
             kept=kept,
             region=region,
             lists=self.lists,
+            half=self.half,
         )
         bits = source_bits(STRATEGY_SOURCE[got.strategy], len(got.rows))
         return Candidates(got.rows, got.relevance, bits, True, got.eligible_count, got.partial)

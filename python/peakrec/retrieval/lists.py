@@ -28,19 +28,29 @@ FACTORS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 @dataclass(frozen=True)
 class ItemLists:
     """The partition (``_core.InvertedLists``) and how deep to probe it: ``factors`` holds
-    ``(share, factor)`` pairs, shares rising, measured by the build (``measure_factors``); at a kept
-    share up to ``share`` a probe scores ``factor * need`` admitted rows for the build's recall."""
+    ``(share, factor)`` pairs, shares rising, measured by the build (``measure_factors``): at a kept
+    ``share`` a probe scores ``factor * need`` admitted rows for the build's recall target."""
 
     lists: _core.InvertedLists
     factors: tuple[tuple[float, int], ...]
 
     def factor(self, share: float) -> int:
-        """The factor measured at the first share at or above ``share`` (the recall of a given
-        factor falls as the share rises), else at the largest."""
-        for measured, factor in self.factors:
-            if share <= measured:
-                return factor
-        return self.factors[-1][1]
+        """The factor for a kept ``share``: between two measured shares, interpolated
+        geometrically (a given factor's recall falls as the share rises, smoothly); outside them,
+        the nearest one's."""
+        points = self.factors
+        if share <= points[0][0]:
+            return points[0][1]
+        for (s0, f0), (s1, f1) in zip(points, points[1:], strict=False):
+            if share <= s1:
+                return math.ceil(f0 * (f1 / f0) ** (math.log(share / s0) / math.log(s1 / s0)))
+        return points[-1][1]
+
+    def target(self, count: int, n: int, need: int) -> int | None:
+        """How many admitted rows a probe for ``need`` results scores among ``count`` kept rows
+        of ``n``; None when that is a quarter of them or more: scanning them all is cheaper."""
+        target = self.factor(count / max(n, 1)) * need
+        return target if count > 4 * target else None
 
     @classmethod
     def load(cls, folder: Path, n: int, factors) -> ItemLists:
@@ -115,7 +125,12 @@ def measure_factors(
         for factor in FACTORS:
             recall = np.mean(
                 [
-                    len(np.intersect1d(_core.probe_lists(lists, catalog, rules, vectors, words, q, k, factor * k, n)[0], exact))
+                    len(
+                        np.intersect1d(
+                            _core.probe_lists(lists, catalog, rules, vectors, words, q, k, factor * k, n)[0],
+                            exact,
+                        )
+                    )
                     / k
                     for q, exact in zip(queries, truth, strict=True)
                 ]

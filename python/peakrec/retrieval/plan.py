@@ -34,13 +34,15 @@ def measure_plan(
     k: int,
     config: RetrievalConfig,
     target: float,
+    half: np.ndarray | None = None,
     seed: int = 5,
 ) -> dict[str, float]:
     """``{"scan_max_share", "lists_max_share"}``: below the first, scanning the kept rows was the
     fastest plan (median time per query over ``queries`` float32[q, d], top ``k``); from there to
     the second, probing the lists; above, the ANN plan, the first share at which it was both the
     fastest and reached recall@k >= ``target`` against the exact scan. Each crossing is the
-    geometric mean of the two measured shares around it."""
+    geometric mean of the two measured shares around it. ``half``: the half-precision vectors that
+    serving reads (``retrieve``'s)."""
     n = len(vectors)
     catalog = open_catalog(n)
     regions = np.full((n, 1), ~np.uint64(0), np.uint64)
@@ -53,25 +55,14 @@ def measure_plan(
             continue
         rules = _core.Rules(stock, price, available, 0, 0)
         kept = KeptEligibility(regions, stock, available)
-        def run(plan, q):
-            return retrieve(
-                index, vectors, catalog, rules, q[None], k, config, force=plan, share=share, kept=kept, lists=lists
-            )
-
-        times: dict[str, list[float]] = {plan: [] for plan in PLANS}
-        found: dict[str, list[np.ndarray]] = {plan: [] for plan in PLANS}
-        for plan in PLANS:
-            run(plan, queries[0])  # warm-up: the kept sets and first lines
-        for q in queries:  # the plans in turn on each query, so a noisy moment hits all three
-            for plan in PLANS:
-                start = time.perf_counter()
-                got = run(plan, q)
-                times[plan].append(time.perf_counter() - start)
-                found[plan].append(got.rows)
-        seconds = {plan: float(np.median(times[plan])) for plan in PLANS}
-        recall = np.mean([len(np.intersect1d(a, e)) / k for a, e in zip(found["ann"], found["exact"], strict=True)])
-        if recall < target:
-            seconds["ann"] = math.inf
+        times, found = _time_plans(
+            index, vectors, half, catalog, rules, kept, lists, queries, k, config, share
+        )
+        seconds = {plan: float(np.median(times[plan])) if plan in times else math.inf for plan in PLANS}
+        if "ann" in found:
+            pairs = zip(found["ann"], found["exact"], strict=True)
+            if np.mean([len(np.intersect1d(a, e)) / k for a, e in pairs]) < target:
+                seconds["ann"] = math.inf
         # A plan takes over only when clearly faster (by MARGIN): a forced probe that declines
         # scans, and timings within noise must not move the crossing.
         fastest = min(PLANS, key=seconds.__getitem__)
@@ -80,6 +71,42 @@ def measure_plan(
     scan_max = _crossing(best, lambda plan: plan != "exact") or 1.01
     lists_max = _crossing([(s, p) for s, p in best if s >= scan_max], lambda plan: plan == "ann") or 1.01
     return {"scan_max_share": round(scan_max, 4), "lists_max_share": round(max(lists_max, scan_max), 4)}
+
+
+def _time_plans(index, vectors, half, catalog, rules, kept, lists, queries, k, config, share):
+    """Seconds per query and rows found, per plan: the plans in turn on each query (after a
+    warm-up of each, for the kept sets and first lines), so a noisy moment hits all of them, each
+    plan first as often as the others (the first reads lines the next find in cache)."""
+    # Timed only where they run: below half the share where the walk gives up, ANN search forced
+    # to fill the page deepens toward every item (never the fastest, and too slow to time); a
+    # probe that would score a quarter of the kept rows declines and scans them (the scan).
+    plans = ["exact"]
+    if lists.target(kept.live_count, len(vectors), k) is not None:
+        plans.append("lists")
+    if share >= config.graph_min_share / 2:
+        plans.append("ann")
+    times: dict[str, list[float]] = {plan: [] for plan in plans}
+    found: dict[str, list[np.ndarray]] = {plan: [] for plan in plans}
+    for i, q in enumerate(np.concatenate([queries[:1], queries])):
+        for plan in plans[i % len(plans) :] + plans[: i % len(plans)]:  # each plan first in turn
+            start = time.perf_counter()
+            got = retrieve(
+                index,
+                vectors,
+                catalog,
+                rules,
+                q[None],
+                k,
+                config,
+                force=plan,
+                share=share,
+                kept=kept,
+                lists=lists,
+            )
+            if i:
+                times[plan].append(time.perf_counter() - start)
+                found[plan].append(got.rows)
+    return times, found
 
 
 def _crossing(best: list[tuple[float, str]], switched) -> float | None:

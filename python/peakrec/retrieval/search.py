@@ -184,6 +184,7 @@ def retrieve(
     kept: KeptEligibility | None = None,
     region: int = 0,
     lists: ItemLists | None = None,
+    half: np.ndarray | None = None,
 ) -> Retrieved:
     """Eligible candidates for ``query`` (float32[1, d]): at least ``need`` of them whenever that
     many items are eligible, best first.
@@ -194,7 +195,9 @@ def retrieve(
     eligible-row sets (``retrieval.kept``) and ``region`` the shopper's region (the one in
     ``rules``): their count chooses the plan before any search, and few kept rows are scanned
     exactly instead of walking the graph or passing over all items. ``lists``: the bundle's
-    inverted lists, probed over the kept rows when their share is middling.
+    inverted lists, probed over the kept rows when their share is middling. ``half``: ``vectors``
+    in half precision (``uint16[n, d]``, the bundle's ``index_half``), which the scan and the probe
+    then read instead (the rows they return are scored in full precision).
     """
     n = len(catalog)
     need = max(1, min(need, n))
@@ -204,13 +207,13 @@ def retrieve(
         # the walk gives up; with them, up to the share the build measured them faster from.
         scan_below = config.graph_min_share if lists is None else config.scan_max_share
         if force == "exact" or (force is None and count < scan_below * n):
-            return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+            return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
         if lists is not None and (force == "lists" or count < config.lists_max_share * n):
-            got = _probe(lists, catalog, rules, vectors, kept, region_rows, count, query, need)
+            got = _probe(lists, catalog, rules, vectors, half, kept, region_rows, count, query, need)
             if got is not None:
                 return got
             # the kept rows lie far from the query: scan them
-            return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+            return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
         share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
     if graph is not None:
@@ -227,7 +230,7 @@ def retrieve(
     if kept is not None and force is None:
         # the walk gave up (request rules correlated with the query): the kept rows, not all items
         region_rows, count = kept.region(region)
-        return _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need)
+        return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
     words, count = catalog.eligible(rules)
     strategy = force if force in ("bitmap", "exact") else None
     if strategy is None:
@@ -241,17 +244,17 @@ def retrieve(
     return Retrieved(rows, scores, "exact", count)
 
 
-def _scan_kept(catalog, rules, vectors, kept, region_rows, count, query, need) -> Retrieved:
+def _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need) -> Retrieved:
     """Exact top ``need`` over the rows both live and sold in the region that ``rules`` admit (Rust,
     GIL released): reads ``count`` rows' vectors, never all items'. ``eligible_count`` is the kept
     count, an upper bound of this request's (its own rules may remove a few more)."""
     if query.dtype != _F32 or not query.flags.c_contiguous:
         query = np.ascontiguousarray(query, dtype=np.float32)
-    rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows)
+    rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows, half)
     return Retrieved(rows, scores, "exact", count, count_estimated=True)
 
 
-def _probe(lists, catalog, rules, vectors, kept, region_rows, count, query, need) -> Retrieved | None:
+def _probe(lists, catalog, rules, vectors, half, kept, region_rows, count, query, need) -> Retrieved | None:
     """``lists`` probed until ``factor * need`` admitted rows were scored (the factor the build
     measured for this share of kept rows). None, to scan instead, when a probe would score a
     quarter of the kept rows anyway, or when it gave up: ``target`` kept rows spread evenly over
@@ -259,14 +262,14 @@ def _probe(lists, catalog, rules, vectors, kept, region_rows, count, query, need
     that without meeting them finds them sparser near the query than elsewhere (they lie far
     from it), where the factor measured on evenly kept rows would not hold its recall."""
     n = len(catalog)
-    target = lists.factor(count / n) * need
-    if count <= 4 * target:
+    target = lists.target(count, n, need)
+    if target is None:
         return None
     if query.dtype != _F32 or not query.flags.c_contiguous:
         query = np.ascontiguousarray(query, dtype=np.float32)
     max_tested = math.ceil(2 * target * n / count)
     found = _core.probe_lists(
-        lists.lists, catalog, rules, vectors, kept.live, query[0], need, target, max_tested, region_rows
+        lists.lists, catalog, rules, vectors, kept.live, query[0], need, target, max_tested, region_rows, half
     )
     if found is None:
         return None

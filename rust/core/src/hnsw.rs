@@ -488,7 +488,7 @@ fn distance_of(key: u64) -> f32 {
 /// `a · b` (or with `L2`, `|a - b|²`) for `b` in half precision. With `SIMD` (only inside
 /// `search_avx2`) eight lanes at a time through F16C's conversion, else one value at a time.
 #[inline(always)]
-fn half_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: &[u16]) -> f32 {
+pub(crate) fn half_distance<const SIMD: bool, const L2: bool>(a: &[f32], b: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if SIMD && a.len() == b.len() && a.len().is_multiple_of(8) {
         use std::arch::x86_64::*;

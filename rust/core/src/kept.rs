@@ -69,6 +69,32 @@ impl PartialOrd for Hit {
     }
 }
 
+/// The vectors a search scores, row-major `[rows * dim]`: full precision, and optionally the
+/// same in half precision (IEEE f16 bits), then read instead: half the memory a row. The rows a
+/// search keeps are re-scored in full precision.
+#[derive(Clone, Copy)]
+pub struct Vectors<'a> {
+    pub full: &'a [f32],
+    pub half: Option<&'a [u16]>,
+    pub dim: usize,
+}
+
+impl Vectors<'_> {
+    /// The number of rows (of both copies; `check` makes sure they agree).
+    pub fn rows(&self) -> usize {
+        self.full.len() / self.dim.max(1)
+    }
+
+    pub fn check(&self) -> crate::error::Result<()> {
+        if self.half.is_some_and(|h| h.len() != self.full.len()) {
+            return Err(crate::error::invalid(
+                "half-precision vectors do not match the vectors",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The best `k` rows by inner product with a query among rows offered in any order that the
 /// request's rules admit. A row is scored first and checked against the rules only when its
 /// score would enter the top `k`: past the first rows few do, so most offered rows cost a read
@@ -76,11 +102,14 @@ impl PartialOrd for Hit {
 /// read). Rows are taken a batch at a time so that each row's vector is asked for a few rows
 /// ahead of its score.
 pub struct TopK<'a> {
-    vectors: &'a [f32],
-    dim: usize,
+    vectors: Vectors<'a>,
     rules: &'a Eligibility<'a>,
     query: &'a [f32],
     k: usize,
+    /// The heap's size: `k`, and a few more when scoring in half precision, whose order the
+    /// full-precision scores may change at the edge.
+    keep: usize,
+    half_dot: fn(&[f32], &[u16]) -> f32,
     heap: BinaryHeap<Hit>,
     batch: Vec<usize>,
     /// Rows offered and scored so far.
@@ -91,21 +120,26 @@ pub struct TopK<'a> {
 }
 
 impl<'a> TopK<'a> {
-    /// `vectors` is `[n * dim]` row-major; `query` has `dim` values.
+    /// `vectors` has the rows offered (checked with [`Vectors::check`]); `query` `dim` values.
     pub fn new(
-        vectors: &'a [f32],
-        dim: usize,
+        vectors: Vectors<'a>,
         rules: &'a Eligibility<'a>,
         query: &'a [f32],
         k: usize,
     ) -> Self {
+        let keep = if vectors.half.is_some() {
+            k + k / 8 + 4
+        } else {
+            k
+        };
         TopK {
             vectors,
-            dim,
             rules,
             query,
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            keep,
+            half_dot: half_dot_fn(),
+            heap: BinaryHeap::with_capacity(keep + 1),
             batch: Vec::with_capacity(BATCH),
             scored: 0,
             checked: 0,
@@ -139,19 +173,22 @@ impl<'a> TopK<'a> {
 
     /// Scores (and checks) the rows offered so far.
     pub fn flush(&mut self) {
-        let dim = self.dim;
+        let Vectors { full, half, dim } = self.vectors;
         for i in 0..self.batch.len() {
             let row = self.batch[i];
             if let Some(&ahead) = self.batch.get(i + PREFETCH_AHEAD) {
-                let v = self.vectors[ahead * dim..].as_ptr();
-                for line in (0..dim).step_by(16) {
-                    crate::prefetch(v.wrapping_add(line));
+                match half {
+                    Some(h) => prefetch_lines(&h[ahead * dim..(ahead + 1) * dim]),
+                    None => prefetch_lines(&full[ahead * dim..(ahead + 1) * dim]),
                 }
             }
-            let score = dot(&self.vectors[row * dim..(row + 1) * dim], self.query);
+            let score = match half {
+                Some(h) => (self.half_dot)(self.query, &h[row * dim..(row + 1) * dim]),
+                None => dot(&full[row * dim..(row + 1) * dim], self.query),
+            };
             self.scored += 1;
             let hit = Hit { score, row };
-            let enters = self.heap.len() < self.k || self.heap.peek().is_some_and(|w| hit < *w);
+            let enters = self.heap.len() < self.keep || self.heap.peek().is_some_and(|w| hit < *w);
             if !enters {
                 continue;
             }
@@ -160,7 +197,7 @@ impl<'a> TopK<'a> {
                 continue;
             }
             self.admitted += 1;
-            if self.heap.len() == self.k {
+            if self.heap.len() == self.keep {
                 self.heap.pop();
             }
             self.heap.push(hit);
@@ -168,10 +205,18 @@ impl<'a> TopK<'a> {
         self.batch.clear();
     }
 
-    /// `(rows, scores)`, best first, ties by row.
+    /// `(rows, scores)`, best first, ties by row; scores in full precision.
     pub fn finish(mut self) -> (Vec<i64>, Vec<f32>) {
         self.flush();
-        let hits = self.heap.into_sorted_vec();
+        let mut hits = self.heap.into_vec();
+        if self.vectors.half.is_some() {
+            let (full, dim) = (self.vectors.full, self.vectors.dim);
+            for hit in &mut hits {
+                hit.score = dot(&full[hit.row * dim..(hit.row + 1) * dim], self.query);
+            }
+        }
+        hits.sort_unstable(); // best first (the heap's order)
+        hits.truncate(self.k);
         (
             hits.iter().map(|h| h.row as i64).collect(),
             hits.iter().map(|h| h.score).collect(),
@@ -179,27 +224,59 @@ impl<'a> TopK<'a> {
     }
 }
 
+/// Asks for every cache line of `values` (a hint).
+#[inline]
+fn prefetch_lines<T>(values: &[T]) {
+    let step = (64 / std::mem::size_of::<T>()).max(1);
+    for i in (0..values.len()).step_by(step) {
+        crate::prefetch(&values[i]);
+    }
+}
+
+/// `a · b` for `b` in half precision: eight lanes at a time through F16C when the CPU has AVX2,
+/// FMA and F16C and the length is a multiple of 8, else one value at a time.
+fn half_dot_fn() -> fn(&[f32], &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
+        return half_dot_simd;
+    }
+    crate::hnsw::half_distance::<false, false>
+}
+
+#[cfg(target_arch = "x86_64")]
+fn half_dot_simd(a: &[f32], b: &[u16]) -> f32 {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn inner(a: &[f32], b: &[u16]) -> f32 {
+        crate::hnsw::half_distance::<true, false>(a, b)
+    }
+    // SAFETY: `half_dot_fn` hands out this function only once the CPU was checked for AVX2, FMA
+    // and F16C.
+    unsafe { inner(a, b) }
+}
+
 /// Exact top `k` by inner product with `query` among the rows of the bitset whose word `w` (of
 /// `words`) is `word(w)` that `rules` admits, best first, ties by row. `word` is a function so
 /// that a set another thread updates is read through atomics, and two sets can be and-ed on the
 /// fly (see [`and_words`]).
 ///
-/// `vectors` is `[n * dim]` row-major. Only the kept rows are read: the words are walked in order
-/// (64 rows a load), each set bit is checked against the request's rules and scored.
+/// Only the kept rows are read: the words are walked in order (64 rows a load), and each set
+/// bit's row is scored (and checked, see [`TopK`]).
 pub fn scan(
-    vectors: &[f32],
-    dim: usize,
+    vectors: Vectors<'_>,
     words: usize,
     word: impl Fn(usize) -> u64,
     rules: &Eligibility<'_>,
     query: &[f32],
     k: usize,
 ) -> (Vec<i64>, Vec<f32>) {
-    let n = rules.len().min(vectors.len() / dim.max(1));
-    if k == 0 || dim == 0 || query.len() != dim {
+    let n = rules.len().min(vectors.rows());
+    if k == 0 || vectors.dim == 0 || query.len() != vectors.dim || vectors.check().is_err() {
         return (Vec::new(), Vec::new());
     }
-    let mut top = TopK::new(vectors, dim, rules, query, k);
+    let mut top = TopK::new(vectors, rules, query, k);
     for w in 0..words.min(n.div_ceil(64)) {
         let mut bits = word(w);
         while bits != 0 {
@@ -296,6 +373,59 @@ mod tests {
         all.into_iter().take(k).map(|(_, r)| r).collect()
     }
 
+    fn full(v: &[f32], dim: usize) -> Vectors<'_> {
+        Vectors {
+            full: v,
+            half: None,
+            dim,
+        }
+    }
+
+    #[test]
+    fn scan_in_half_precision_keeps_the_exact_top_with_full_scores() {
+        let (n, dim) = (3000, 16);
+        let w = world(n);
+        let v = vectors(n, dim);
+        let half: Vec<u16> = v.iter().map(|&x| to_half(x)).collect();
+        let q: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.61).cos()).collect();
+        let mut set = Bitset::new(n);
+        for row in (0..n).filter(|r| r % 3 != 0) {
+            set.insert(row);
+        }
+        let e = rules(&w, None, &[]);
+        let kept = atomic(set.words());
+        let halved = Vectors {
+            full: &v,
+            half: Some(&half),
+            dim,
+        };
+        let (rows, scores) = scan(halved, kept.len(), and_words(&kept, None), &e, &q, 50);
+        let exact = brute(&v, dim, &set, &e, &q, 50);
+        let common = rows.iter().filter(|r| exact.contains(r)).count();
+        assert!(common >= 49, "{common} of 50 in common with brute force");
+        for (&row, &score) in rows.iter().zip(&scores) {
+            let full_score = dot(&v[row as usize * dim..(row as usize + 1) * dim], &q);
+            assert_eq!(score, full_score, "row {row} re-scored in full precision");
+        }
+    }
+
+    /// The IEEE half-precision bits nearest `x` (round to nearest even; normal range only).
+    fn to_half(x: f32) -> u16 {
+        let bits = x.to_bits();
+        let sign = ((bits >> 16) & 0x8000) as u16;
+        let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+        if x == 0.0 || exp <= 0 {
+            return sign;
+        }
+        let mant = bits & 0x7f_ffff;
+        let mut half = ((exp as u32) << 10) | (mant >> 13);
+        let rest = mant & 0x1fff;
+        if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) {
+            half += 1;
+        }
+        sign | half as u16
+    }
+
     fn atomic(words: &[u64]) -> Vec<AtomicU64> {
         words.iter().map(|&w| AtomicU64::new(w)).collect()
     }
@@ -320,7 +450,14 @@ mod tests {
         let kept = &set;
         let e = rules(&w, None, &[]);
         let kept = atomic(kept.words());
-        let (rows, scores) = scan(&v, dim, kept.len(), and_words(&kept, None), &e, &q, 25);
+        let (rows, scores) = scan(
+            full(&v, dim),
+            kept.len(),
+            and_words(&kept, None),
+            &e,
+            &q,
+            25,
+        );
         assert_eq!(rows, brute(&v, dim, &set, &e, &q, 25));
         assert!(scores.windows(2).all(|s| s[0] >= s[1]));
     }
@@ -347,8 +484,7 @@ mod tests {
         let e = rules(&w, Some(&brand_ok), &excluded);
         let live = atomic(kept.words());
         let (rows, _) = scan(
-            &v,
-            dim,
+            full(&v, dim),
             live.len(),
             and_words(&live, Some(also.words())),
             &e,
@@ -375,7 +511,7 @@ mod tests {
         kept.insert(99);
         let e = rules(&w, None, &[]);
         let live = atomic(kept.words());
-        let (rows, _) = scan(&v, 4, 2, and_words(&live, None), &e, &[1.0; 4], 100);
+        let (rows, _) = scan(full(&v, 4), 2, and_words(&live, None), &e, &[1.0; 4], 100);
         assert_eq!(rows.len(), 2);
     }
 

@@ -9,7 +9,7 @@
 
 use crate::eligibility::Eligibility;
 use crate::error::{invalid, Result};
-use crate::kept::{dot, TopK};
+use crate::kept::{dot, TopK, Vectors};
 
 /// The partition: list `l` holds rows `rows[offsets[l]..offsets[l + 1]]`, and its centroid is
 /// `centroids[l * dim..(l + 1) * dim]`.
@@ -99,7 +99,7 @@ impl<'a> Lists<'a> {
 /// Exact over the lists probed: every kept row in them is checked and scored. The lists are
 /// probed until `probe.min_scored` rows were scored, or all of them.
 pub fn probe(
-    vectors: &[f32],
+    vectors: Vectors<'_>,
     lists: &Lists<'_>,
     word: impl Fn(usize) -> u64,
     rules: &Eligibility<'_>,
@@ -108,7 +108,12 @@ pub fn probe(
     probe: Probe,
 ) -> Option<(Vec<i64>, Vec<f32>)> {
     let dim = lists.dim;
-    if k == 0 || query.len() != dim || vectors.len() < rules.len() * dim {
+    if k == 0
+        || query.len() != dim
+        || vectors.dim != dim
+        || vectors.rows() < rules.len()
+        || vectors.check().is_err()
+    {
         return Some((Vec::new(), Vec::new()));
     }
     let nlist = lists.len();
@@ -119,7 +124,7 @@ pub fn probe(
         .collect();
     let mut order: Vec<u32> = (0..nlist as u32).collect();
     let by_score = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]);
-    let mut top = TopK::new(vectors, dim, rules, query, k);
+    let mut top = TopK::new(vectors, rules, query, k);
     let mut tested = 0usize;
     let mut start = 0;
     while start < nlist {
@@ -237,6 +242,14 @@ mod tests {
         (centroids, vectors, offsets, rows)
     }
 
+    fn full(v: &[f32]) -> Vectors<'_> {
+        Vectors {
+            full: v,
+            half: None,
+            dim: 4,
+        }
+    }
+
     fn kept_every(n: usize, every: usize) -> Vec<AtomicU64> {
         let mut words = vec![0u64; n.div_ceil(64)];
         for row in (0..n).step_by(every) {
@@ -259,8 +272,8 @@ mod tests {
         let e = rules(&w, 1500.0);
         let kept = kept_every(n, 3);
         let q = [0.3, 0.9, 0.1, 0.0];
-        let got = probe(&v, &lists, and_words(&kept, None), &e, &q, 50, ALL).unwrap();
-        let exact = scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 50);
+        let got = probe(full(&v), &lists, and_words(&kept, None), &e, &q, 50, ALL).unwrap();
+        let exact = scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 50);
         assert_eq!(got, exact);
         assert!(got.0.iter().all(|&r| r % 3 == 0 && r <= 1500));
     }
@@ -278,10 +291,11 @@ mod tests {
             min_scored: 150,
             max_tested: usize::MAX,
         };
-        let (rows, _) = probe(&v, &lists, and_words(&kept, None), &e, &q, 10, enough).unwrap();
+        let (rows, _) =
+            probe(full(&v), &lists, and_words(&kept, None), &e, &q, 10, enough).unwrap();
         // Two lists probed (0, then 1): the top 10 all come from them.
         assert!(rows.iter().all(|&r| r % 16 == 0 || r % 16 == 1));
-        let exact = scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 10);
+        let exact = scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 10);
         assert_eq!(rows, exact.0);
     }
 
@@ -303,15 +317,24 @@ mod tests {
             min_scored: 50,
             max_tested: 400,
         };
-        assert!(probe(&v, &lists, and_words(&kept, None), &e, &q, 10, budget).is_none());
+        assert!(probe(full(&v), &lists, and_words(&kept, None), &e, &q, 10, budget).is_none());
         let unbounded = Probe {
             min_scored: 50,
             max_tested: usize::MAX,
         };
-        let got = probe(&v, &lists, and_words(&kept, None), &e, &q, 10, unbounded).unwrap();
+        let got = probe(
+            full(&v),
+            &lists,
+            and_words(&kept, None),
+            &e,
+            &q,
+            10,
+            unbounded,
+        )
+        .unwrap();
         assert_eq!(
             got,
-            scan(&v, 4, kept.len(), and_words(&kept, None), &e, &q, 10)
+            scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 10)
         );
     }
 
