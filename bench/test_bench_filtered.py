@@ -9,10 +9,11 @@ is a share of rows set through the live ``available`` column (random rows, or th
 the queries), and every engine sees exactly that set.
 
 * ``peakrec``: ``retrieve`` with the kept eligibility of the item state and the inverted lists, as
-  ``Recommender`` serves a bundle: the lists, their probe factor and the plan's crossings are
-  built and measured as ``peakrec build`` does (``retrieval.lists``, ``retrieval.plan``; cached
-  under ~/.cache/peakrec-bench with the indexes), on the data set's other queries, for recall
-  0.96. efSearch 256, which this synthetic set needs for recall 0.95 unfiltered.
+  ``Recommender`` serves a bundle: the rows are numbered list by list, and the lists, their probe
+  factors and the plan's crossings are built and measured as ``peakrec build`` does
+  (``retrieval.lists``, ``retrieval.plan``; cached under ~/.cache/peakrec-bench with the
+  indexes), on the data set's other queries, for recall 0.96. efSearch 256, which this synthetic
+  set needs for recall 0.95 unfiltered. Every engine searches the same renumbered rows.
 * ``exact-known``: a numpy gather + matmul over the eligible rows, known in advance;
 * ``hnsw``: FAISS HNSW32 under an ``IDSelectorBitmap``, at the smallest efSearch of 64..2048 that
   reaches recall 0.95 with full pages on the first 20 queries;
@@ -77,18 +78,23 @@ def _index(name: str, factory: str, vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def _lists(vectors, half, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConfig, dict]:
-    """The lists and plan a bundle build makes of these vectors (cached)."""
-    path = CACHE / f"filtered-lists-s{SEED}-{N}-{DIM}.npz"
+def _partition(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``build_lists``'s partition of the data set (cached): centroids, offsets, order."""
+    path = CACHE / f"filtered-listed-s{SEED}-{N}-{DIM}.npz"
     if not path.exists():
-        centroids, offsets, rows = build_lists(vectors)
-        np.savez(str(path) + ".tmp.npz", centroids=centroids, offsets=offsets, rows=rows)
+        centroids, offsets, order = build_lists(vectors)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(str(path) + ".tmp.npz", centroids=centroids, offsets=offsets, order=order)
         Path(str(path) + ".tmp.npz").rename(path)
     arrays = np.load(path)
-    lists = _core.InvertedLists(arrays["centroids"], arrays["offsets"], arrays["rows"], N)
-    plan_path = path.with_suffix(".plan.json")
-    if plan_path.exists():
-        plan = json.loads(plan_path.read_text())
+    return arrays["centroids"], arrays["offsets"], arrays["order"]
+
+
+def _plan(vectors, half, lists, calibration, hnsw, config) -> tuple[ItemLists, RetrievalConfig, dict]:
+    """The factors and plan a bundle build measures on these vectors (cached)."""
+    path = CACHE / f"filtered-listed-s{SEED}-{N}-{DIM}.plan.json"
+    if path.exists():
+        plan = json.loads(path.read_text())
     else:
         factors = measure_factors(lists, vectors, calibration, K, BUILD_RECALL)
         plan = {"factors": factors}
@@ -96,7 +102,7 @@ def _lists(vectors, half, calibration, hnsw, config) -> tuple[ItemLists, Retriev
         plan.update(
             measure_plan(hnsw, vectors, lists_at, calibration[:32], K, config, BUILD_RECALL, half=half)
         )
-        plan_path.write_text(json.dumps(plan))
+        path.write_text(json.dumps(plan))
     factors = tuple((float(s), int(f)) for s, f in plan["factors"])
     return ItemLists(lists, factors), config.with_search_params(None, plan), plan
 
@@ -107,15 +113,19 @@ def world():
     # the first N_QUERIES are timed, the last 64 calibrate the lists (as a build's sample would).
     ds = SyntheticDataset(DIM, 0, N, 200, metric="IP", seed=SEED)
     vectors = np.ascontiguousarray(ds.get_database(), dtype=np.float32)
+    centroids, offsets, order = _partition(vectors)
+    vectors = np.ascontiguousarray(vectors[order])  # rows numbered list by list, as a build does
     all_queries = np.ascontiguousarray(ds.get_queries(), dtype=np.float32)
     queries = all_queries[: min(N_QUERIES, 136)]
-    hnsw = _index("hnsw32", "HNSW32,Flat", vectors)
+    hnsw = _index("hnsw32-listed", "HNSW32,Flat", vectors)
     nlist = 1 << round(math.log2(4 * math.sqrt(N)))
-    ivf = _index(f"ivf{nlist}", f"IVF{nlist},Flat", vectors)
+    ivf = _index(f"ivf{nlist}-listed", f"IVF{nlist},Flat", vectors)
     faiss.omp_set_num_threads(1)  # searched on one thread, as a serving worker does
     half = half_vectors(hnsw)  # what a bundle's index_half holds
-    lists, config, plan = _lists(vectors, half, all_queries[-64:], hnsw, RetrievalConfig(ef_search=EF_SEARCH))
-    print(f"\nlists: {len(lists.lists)}, plan {plan}")
+    core = _core.InvertedLists(centroids, offsets, N)
+    config = RetrievalConfig(ef_search=EF_SEARCH)
+    lists, config, plan = _plan(vectors, half, core, all_queries[-64:], hnsw, config)
+    print(f"\nlists: {len(core)}, plan {plan}")
     yield vectors, half, queries, hnsw, ivf, open_catalog(N), lists, config
     _print_table(plan)
 

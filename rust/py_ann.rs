@@ -146,14 +146,13 @@ fn hnsw_search<'py>(
     ))
 }
 
-/// The bundle's inverted lists (`peakrec.retrieval.lists`): `centroids` `float32[nlist, d]`,
-/// `offsets` `int64[nlist + 1]` and `rows` `int32[n]` (list `l`'s rows are
-/// `rows[offsets[l]:offsets[l + 1]]`), checked once against a catalogue of `n` items.
+/// The bundle's inverted lists (`peakrec.retrieval.lists`): `centroids` `float32[nlist, d]` and
+/// `offsets` `int64[nlist + 1]` (list `l` holds rows `offsets[l]` to `offsets[l + 1]`), checked
+/// once against a catalogue of `n` items.
 #[pyclass(frozen, module = "peakrec._core")]
 pub struct InvertedLists {
     centroids: Py<PyArray2<f32>>,
     offsets: Py<PyArray1<i64>>,
-    rows: Py<PyArray1<i32>>,
     n: usize,
 }
 
@@ -164,7 +163,6 @@ impl InvertedLists {
         Lists::new(
             slice(py, centroids, "lists centroids")?,
             slice(py, self.offsets.bind(py), "lists offsets")?,
-            slice(py, self.rows.bind(py), "lists rows")?,
             dim,
         )
         .map_err(Into::into)
@@ -178,13 +176,11 @@ impl InvertedLists {
         py: Python<'_>,
         centroids: Py<PyArray2<f32>>,
         offsets: Py<PyArray1<i64>>,
-        rows: Py<PyArray1<i32>>,
         n: usize,
     ) -> Result<Self> {
         let lists = InvertedLists {
             centroids,
             offsets,
-            rows,
             n,
         };
         lists.lists(py)?.check(n)?;

@@ -279,7 +279,6 @@ class InvertedLists:
         cls,
         centroids: npt.NDArray[np.float32],
         offsets: npt.NDArray[np.int64],
-        rows: npt.NDArray[np.int32],
         n: int,
     ) -> InvertedLists: ...
     def __len__(self) -> int: ...

@@ -85,6 +85,16 @@ def build_bundle(
     with bar("read items", unit="item") as p:
         item_table = read_items(items, item_vectors, progress=p)
     dim = int(item_table.vectors.shape[1])
+    lists = None
+    if len(item_table) >= settings["index"]["lists_min_items"]:
+        with bar("inverted lists", total=1, unit="step") as p:
+            # Rows are numbered list by list from here on: a list is a range of rows.
+            centroids, offsets, order = build_lists(
+                np.ascontiguousarray(item_table.vectors, dtype=np.float32)
+            )
+            item_table = item_table.reordered(order)
+            lists = centroids, offsets
+            p.update(1)
     with bar("read users", unit="user") as p:
         user_table = read_users(users, user_vectors, dimension=dim, progress=p)
 
@@ -114,11 +124,10 @@ def build_bundle(
             f"--min-recall {min_recall}; nothing published (try another --index-factory)"
         )
 
-    lists = None
-    if len(item_table) >= settings["index"]["lists_min_items"]:
-        with bar("inverted lists", total=3, unit="step") as p:
-            lists, lists_info = _build_lists(
-                index, item_table.vectors, warm_vectors, search_params, serving, settings, p
+    if lists is not None:
+        with bar("plan", total=2, unit="step") as p:
+            lists_info = _measure_lists(
+                lists, index, item_table.vectors, warm_vectors, search_params, serving, settings, p
             )
 
     with bar("cold start", total=1, unit="fit") as p:
@@ -242,26 +251,25 @@ def build_bundle(
     return final
 
 
-def _build_lists(index, vectors, queries, search_params, serving, settings, progress):
-    """The inverted lists of the filtered plans, how deep to probe them for the build's recall
-    target, and where the plans cross on this index (``retrieval.lists``, ``retrieval.plan``):
-    ``((centroids, offsets, rows), manifest entry)``."""
+def _measure_lists(
+    lists, index, vectors, queries, search_params, serving, settings, progress
+) -> dict[str, Any]:
+    """How deep to probe the inverted lists ``(centroids, offsets)`` for the build's recall target,
+    and where the plans cross on this index (``retrieval.lists``, ``retrieval.plan``): the
+    manifest's ``lists`` entry."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    arrays = build_lists(vectors)
-    progress.update(1)
     n = len(vectors)
-    core_lists = _core.InvertedLists(*arrays, n)
+    core_lists = _core.InvertedLists(*lists, n)
     xq, _source = sample_queries(vectors, queries, 64)
     k = min(settings["index"]["recall_k"], n // 50)
     target = settings["index"]["target_recall"]
     factors = measure_factors(core_lists, vectors, xq, k, target)
     progress.update(1)
     config = serving.retrieval.with_search_params(search_params)
-    lists = ItemLists(core_lists, tuple(factors))
-    plan = measure_plan(index, vectors, lists, xq[:32], k, config, target, half=half_vectors(index))
+    item_lists = ItemLists(core_lists, tuple(factors))
+    plan = measure_plan(index, vectors, item_lists, xq[:32], k, config, target, half=half_vectors(index))
     progress.update(1)
-    info = {"count": len(core_lists), "k": k, "target": target, "factors": factors, "plan": plan}
-    return arrays, info
+    return {"count": len(core_lists), "k": k, "target": target, "factors": factors, "plan": plan}
 
 
 def choose_factory(n: int, params: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ and the field, e.g. ``items.jsonl line 8123: item_id "A17" appears twice (first 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -35,7 +36,8 @@ class Location:
 
 @dataclass
 class ItemTable:
-    """Validated items as columns, in input order (row ``i`` is FAISS id ``i``)."""
+    """Validated items as columns, in input order (row ``i`` is FAISS id ``i``), or in the order of
+    the inverted lists once ``reordered`` by the build."""
 
     where: Location
     item_id: list[str] = field(default_factory=list)
@@ -57,6 +59,20 @@ class ItemTable:
 
     def __len__(self) -> int:
         return len(self.item_id)
+
+    def reordered(self, order: np.ndarray) -> ItemTable:
+        """The same items with row ``i`` holding row ``order[i]`` of this table (a permutation)."""
+        pick = order.tolist()
+        columns = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        # A column left empty (``embedding`` when the vectors came from a file) stays empty.
+        fields = {
+            name: [values[i] for i in pick] if values else values
+            for name, values in columns.items()
+            if name not in ("where", "vectors")
+        }
+        where = Location(self.where.name, self.where.unit, [self.where.numbers[i] for i in pick])
+        vectors = None if self.vectors is None else np.ascontiguousarray(self.vectors[order])
+        return ItemTable(where=where, vectors=vectors, **fields)
 
 
 @dataclass

@@ -2,9 +2,10 @@
 graph walk of most (``rust/core/src/lists.rs``).
 
 The bundle partitions the items by k-means over their vectors (about ``4 sqrt(n)`` lists, FAISS's
-clustering with inner-product assignment, as an ``IndexIVF`` trains its quantizer). A request
-probes the lists nearest its query, tests each listed row against the kept eligible-row bitsets,
-and scores only those rows, until ``factor * need`` rows that its rules admit were scored. How
+clustering with inner-product assignment, as an ``IndexIVF`` trains its quantizer) and numbers
+its rows list by list, so that a list is a range of rows: its kept rows are a run of bitset words
+and their vectors lie together. A request probes the lists nearest its query and scores only
+their kept rows, until ``factor * need`` rows that its rules admit were scored. How
 many that must be for the build's recall target depends on the vectors, so the build measures
 ``factor`` (``min_scored_factor``) against brute force over randomly kept rows, and stores it
 with the lists.
@@ -55,7 +56,7 @@ class ItemLists:
     @classmethod
     def load(cls, folder: Path, n: int, factors) -> ItemLists:
         """The lists saved in ``folder`` by ``save`` (memory-mapped), checked against ``n`` items."""
-        arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("centroids", "offsets", "rows")]
+        arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("centroids", "offsets")]
         return cls(_core.InvertedLists(*arrays, n), tuple((float(s), int(f)) for s, f in factors))
 
 
@@ -65,10 +66,11 @@ def list_count(n: int) -> int:
 
 
 def build_lists(vectors: np.ndarray, nlist: int | None = None, seed: int = 1234, niter: int = 10):
-    """``(centroids float32[nlist, d], offsets int64[nlist + 1], rows int32[n])`` for ``vectors``
-    (float32[n, d]): k-means on up to 64 rows a list, then every row in the list whose centroid has
-    the largest inner product with it; rows ascending within a list (bitset words are then read in
-    order)."""
+    """``(centroids float32[nlist, d], offsets int64[nlist + 1], order int64[n])`` for ``vectors``
+    (float32[n, d]): k-means on up to 64 rows a list, then each row in the list whose centroid has
+    the largest inner product with it. ``order`` numbers the rows list by list (input order within
+    a list): row ``order[i]`` of ``vectors`` becomes row ``i``, and list ``l`` holds the new rows
+    ``offsets[l]`` to ``offsets[l + 1]``."""
     n, d = vectors.shape
     nlist = nlist or list_count(n)
     rng = np.random.default_rng(seed)
@@ -85,16 +87,16 @@ def build_lists(vectors: np.ndarray, nlist: int | None = None, seed: int = 1234,
     for start in range(0, n, 65536):  # bounded memory for the distance blocks
         block = np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32)
         assign[start : start + len(block)] = assign_index.search(block, 1)[1][:, 0]
-    rows = np.argsort(assign, kind="stable").astype(np.int32)
+    order = np.argsort(assign, kind="stable")
     offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=nlist))]).astype(np.int64)
-    return centroids, offsets, rows
+    return centroids, offsets, order
 
 
-def save(folder: Path, centroids: np.ndarray, offsets: np.ndarray, rows: np.ndarray, write_npy) -> None:
+def save(folder: Path, centroids: np.ndarray, offsets: np.ndarray, write_npy) -> None:
     """Writes the partition into ``folder`` (``write_npy(path, array)``: the build's writer)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, array in (("centroids", centroids), ("offsets", offsets), ("rows", rows)):
-        write_npy(folder / f"{name}.npy", array)
+    write_npy(folder / "centroids.npy", centroids)
+    write_npy(folder / "offsets.npy", offsets)
 
 
 def measure_factors(
@@ -108,7 +110,7 @@ def measure_factors(
 ) -> list[tuple[float, int]]:
     """``[(share, factor)]``: at each of ``shares`` (randomly kept rows), the smallest factor in
     ``FACTORS`` with which probing reaches mean recall@``k`` >= ``target`` against brute force (the
-    largest when none does). ``queries`` float32[q, d]."""
+    largest when none does). ``vectors`` in the lists' row order; ``queries`` float32[q, d]."""
     n = len(vectors)
     catalog = open_catalog(n)
     stock, price = np.ones(n, np.int32), np.ones(n, np.float32)

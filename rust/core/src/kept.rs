@@ -17,7 +17,7 @@ pub fn and_count(a: &[u64], b: &[u64]) -> usize {
 
 /// Rows collected before their checks start; the prefetch distance within them.
 const BATCH: usize = 256;
-const PREFETCH_AHEAD: usize = 6;
+const PREFETCH_AHEAD: usize = 12;
 
 /// Word `w` of the intersection of `kept` (updated in place by other threads: atomic loads) and
 /// `also` (every row when `None`).

@@ -3,21 +3,22 @@
 //!
 //! Between the exact scan of few kept rows and the graph walk of most, the rows a request may see
 //! are too many to score all, yet too few for the walk, which wades through ineligible nodes. A
-//! probe visits lists in order of their centroid's score, tests each listed row against the kept
-//! bitsets (a bit in a table that fits in cache), and checks and scores only the rows that pass,
-//! until enough rows that the request's rules admit have been scored.
+//! probe visits lists in order of their centroid's score and scores only their kept rows, until
+//! enough rows that the request's rules admit have been scored.
+//!
+//! A bundle with lists numbers its rows list by list, so a list is a range of rows: its kept rows
+//! are the set bits of a run of bitset words (64 rows a load), and their vectors lie together.
 
 use crate::eligibility::Eligibility;
 use crate::error::{invalid, Result};
 use crate::kept::{dot, TopK, Vectors};
 
-/// The partition: list `l` holds rows `rows[offsets[l]..offsets[l + 1]]`, and its centroid is
+/// The partition: list `l` holds rows `offsets[l]..offsets[l + 1]`, and its centroid is
 /// `centroids[l * dim..(l + 1) * dim]`.
 #[derive(Clone, Copy)]
 pub struct Lists<'a> {
     pub centroids: &'a [f32],
     pub offsets: &'a [i64],
-    pub rows: &'a [i32],
     pub dim: usize,
 }
 
@@ -27,8 +28,8 @@ pub struct Probe {
     /// Stop after the list in which this many rows that the rules admit have been scored (an
     /// estimate: rows are checked against the rules only when they would enter the top k).
     pub min_scored: usize,
-    /// Give up (the kept rows lie far from the query) when lists remain after this many listed
-    /// rows were tested and fewer than `min_scored` of them were kept.
+    /// Give up (the kept rows lie far from the query) when lists remain after the lists probed
+    /// held this many rows and fewer than `min_scored` of them were kept.
     pub max_tested: usize,
 }
 
@@ -36,13 +37,8 @@ pub struct Probe {
 const CHUNK: usize = 64;
 
 impl<'a> Lists<'a> {
-    /// The partition's arrays, their lengths checked (`check` reads every row, once).
-    pub fn new(
-        centroids: &'a [f32],
-        offsets: &'a [i64],
-        rows: &'a [i32],
-        dim: usize,
-    ) -> Result<Self> {
+    /// The partition's arrays, their lengths checked (`check` reads every offset, once).
+    pub fn new(centroids: &'a [f32], offsets: &'a [i64], dim: usize) -> Result<Self> {
         let nlist = offsets.len().saturating_sub(1);
         if dim == 0 || nlist == 0 || centroids.len() != nlist * dim {
             return Err(invalid(format!(
@@ -50,30 +46,24 @@ impl<'a> Lists<'a> {
                 centroids.len()
             )));
         }
-        if offsets[0] != 0 || offsets[nlist] != rows.len() as i64 {
-            return Err(invalid(format!(
-                "lists: offsets must rise from 0 to {} (the listed rows)",
-                rows.len()
-            )));
-        }
         Ok(Lists {
             centroids,
             offsets,
-            rows,
             dim,
         })
     }
 
     /// Checks the partition against a catalogue of `n` rows, so a probe never reads outside it:
-    /// offsets never falling, every row in range.
+    /// offsets rising from 0 to `n`.
     pub fn check(&self, n: usize) -> Result<()> {
+        let (first, last) = (self.offsets[0], self.offsets[self.len()]);
+        if first != 0 || last != n as i64 {
+            return Err(invalid(format!(
+                "lists: offsets run from {first} to {last}, the catalogue's rows from 0 to {n}"
+            )));
+        }
         if self.offsets.windows(2).any(|w| w[0] > w[1]) {
             return Err(invalid("lists: offsets must not fall"));
-        }
-        if let Some(bad) = self.rows.iter().find(|&&r| r < 0 || r as usize >= n) {
-            return Err(invalid(format!(
-                "lists: row {bad} is outside the catalogue's {n} items"
-            )));
         }
         Ok(())
     }
@@ -87,8 +77,8 @@ impl<'a> Lists<'a> {
     }
 
     /// The rows of list `l` (within the catalogue once [`Lists::check`] passed).
-    fn list(&self, l: usize) -> &'a [i32] {
-        &self.rows[self.offsets[l] as usize..self.offsets[l + 1] as usize]
+    fn list(&self, l: usize) -> std::ops::Range<usize> {
+        self.offsets[l] as usize..self.offsets[l + 1] as usize
     }
 }
 
@@ -96,8 +86,8 @@ impl<'a> Lists<'a> {
 /// `word(w)`, see [`crate::kept::and_words`]) that `rules` admits, found in the lists nearest
 /// `query` (best first, ties by row); `None` when the probe gave up (see [`Probe`]).
 ///
-/// Exact over the lists probed: every kept row in them is checked and scored. The lists are
-/// probed until `probe.min_scored` rows were scored, or all of them.
+/// Exact over the lists probed: every kept row in them is scored (and checked, see [`TopK`]).
+/// The lists are probed until `probe.min_scored` admitted rows were scored, or all of them.
 pub fn probe(
     vectors: Vectors<'_>,
     lists: &Lists<'_>,
@@ -108,11 +98,13 @@ pub fn probe(
     probe: Probe,
 ) -> Option<(Vec<i64>, Vec<f32>)> {
     let dim = lists.dim;
+    let n = rules.len();
     if k == 0
         || query.len() != dim
         || vectors.dim != dim
-        || vectors.rows() < rules.len()
+        || vectors.rows() < n
         || vectors.check().is_err()
+        || lists.check(n).is_err()
     {
         return Some((Vec::new(), Vec::new()));
     }
@@ -139,14 +131,9 @@ pub fn probe(
             if tested >= probe.max_tested && top.scored + top.pending() < probe.min_scored {
                 return None;
             }
-            let listed = lists.list(l as usize);
-            for &row in listed {
-                let row = row as usize;
-                if (word(row >> 6) >> (row & 63)) & 1 != 0 {
-                    top.offer(row);
-                }
-            }
-            tested += listed.len();
+            let rows = lists.list(l as usize);
+            offer_range(&mut top, &word, rows.clone());
+            tested += rows.len();
             if top.scored + top.pending() >= probe.min_scored {
                 top.flush();
                 if top.admitted_estimate() >= probe.min_scored {
@@ -157,6 +144,28 @@ pub fn probe(
         start += take;
     }
     Some(top.finish())
+}
+
+/// Offers the kept rows of `rows`, a word of the kept set at a time.
+#[inline]
+fn offer_range(top: &mut TopK<'_>, word: &impl Fn(usize) -> u64, rows: std::ops::Range<usize>) {
+    if rows.is_empty() {
+        return;
+    }
+    for w in rows.start >> 6..=(rows.end - 1) >> 6 {
+        let base = w << 6;
+        let mut bits = word(w);
+        if base < rows.start {
+            bits &= !0u64 << (rows.start - base);
+        }
+        if base + 64 > rows.end {
+            bits &= !0u64 >> (base + 64 - rows.end);
+        }
+        while bits != 0 {
+            top.offer(base + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -220,26 +229,23 @@ mod tests {
         Eligibility::new(items, live, r).unwrap()
     }
 
-    /// `n` rows of dimension 4 in 16 lists: row `i` lies near centroid `i % 16` (unit vectors
-    /// around a circle), so the lists are the rows' true nearest centroids.
-    fn partition(n: usize) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<i32>) {
+    /// `n` rows (a multiple of 16) of dimension 4 in 16 lists of consecutive rows: the rows of
+    /// list `l` lie near centroid `l` (unit vectors around a circle), so the lists are the rows'
+    /// true nearest centroids.
+    fn partition(n: usize) -> (Vec<f32>, Vec<f32>, Vec<i64>) {
         let angle = |l: usize| l as f32 * std::f32::consts::TAU / 16.0;
         let centroids: Vec<f32> = (0..16)
             .flat_map(|l| [angle(l).cos(), angle(l).sin(), 0.0, 0.0])
             .collect();
+        let per_list = n / 16;
         let vectors: Vec<f32> = (0..n)
             .flat_map(|i| {
-                let a = angle(i % 16) + ((i * 37 % 101) as f32 / 101.0 - 0.5) * 0.3;
+                let a = angle(i / per_list) + ((i * 37 % 101) as f32 / 101.0 - 0.5) * 0.3;
                 [a.cos(), a.sin(), (i % 7) as f32 * 0.01, 0.0]
             })
             .collect();
-        let mut offsets = vec![0i64];
-        let mut rows = Vec::new();
-        for l in 0..16 {
-            rows.extend((0..n).filter(|i| i % 16 == l).map(|i| i as i32));
-            offsets.push(rows.len() as i64);
-        }
-        (centroids, vectors, offsets, rows)
+        let offsets = (0..=16).map(|l| (l * per_list) as i64).collect();
+        (centroids, vectors, offsets)
     }
 
     fn full(v: &[f32]) -> Vectors<'_> {
@@ -265,9 +271,9 @@ mod tests {
 
     #[test]
     fn probing_every_list_equals_the_exact_scan() {
-        let n = 2000;
-        let (c, v, o, r) = partition(n);
-        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let n = 2000 - 2000 % 16;
+        let (c, v, o) = partition(n);
+        let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
         let e = rules(&w, 1500.0);
         let kept = kept_every(n, 3);
@@ -281,8 +287,8 @@ mod tests {
     #[test]
     fn probe_stops_after_the_nearest_lists_that_fill_it() {
         let n = 1600; // 100 rows a list
-        let (c, v, o, r) = partition(n);
-        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let (c, v, o) = partition(n);
+        let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
         let e = rules(&w, f32::MAX);
         let kept = kept_every(n, 1);
@@ -294,7 +300,7 @@ mod tests {
         let (rows, _) =
             probe(full(&v), &lists, and_words(&kept, None), &e, &q, 10, enough).unwrap();
         // Two lists probed (0, then 1): the top 10 all come from them.
-        assert!(rows.iter().all(|&r| r % 16 == 0 || r % 16 == 1));
+        assert!(rows.iter().all(|&r| r < 200));
         let exact = scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 10);
         assert_eq!(rows, exact.0);
     }
@@ -302,13 +308,13 @@ mod tests {
     #[test]
     fn probe_gives_up_when_the_kept_rows_lie_far_away() {
         let n = 1600;
-        let (c, v, o, r) = partition(n);
-        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let (c, v, o) = partition(n);
+        let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
         let e = rules(&w, f32::MAX);
         // Only list 8 (opposite the query) is kept.
         let mut words = vec![0u64; n.div_ceil(64)];
-        for row in (8..n).step_by(16) {
+        for row in 800..900 {
             words[row >> 6] |= 1 << (row & 63);
         }
         let kept: Vec<AtomicU64> = words.into_iter().map(AtomicU64::new).collect();
@@ -340,14 +346,32 @@ mod tests {
 
     #[test]
     fn a_malformed_partition_is_refused() {
-        let (c, _, o, r) = partition(64);
-        let lists = Lists::new(&c, &o, &r, 4).unwrap();
+        let (c, _, o) = partition(64);
+        let lists = Lists::new(&c, &o, 4).unwrap();
         assert!(lists.check(64).is_ok());
-        assert!(lists.check(63).is_err()); // row 63 out of range
-        assert!(Lists::new(&c[..60], &o, &r, 4).is_err());
-        assert!(Lists::new(&c, &o[..16], &r, 4).is_err());
+        assert!(lists.check(63).is_err()); // the last list ends past the catalogue
+        assert!(Lists::new(&c[..60], &o, 4).is_err());
+        assert!(Lists::new(&c, &o[..16], 4).is_err());
         let mut falling = o.clone();
         falling.swap(3, 4);
-        assert!(Lists::new(&c, &falling, &r, 4).unwrap().check(64).is_err());
+        assert!(Lists::new(&c, &falling, 4).unwrap().check(64).is_err());
+    }
+
+    #[test]
+    fn ranges_that_start_and_end_inside_a_word_offer_only_their_kept_rows() {
+        let n = 320;
+        let w = world(n);
+        let e = rules(&w, f32::MAX);
+        let v: Vec<f32> = (0..n * 4).map(|i| (i % 13) as f32).collect();
+        let kept = kept_every(n, 1);
+        let q = [1.0; 4];
+        for range in [3..5, 60..70, 64..128, 1..319, 100..101] {
+            let mut top = TopK::new(full(&v), &e, &q, n);
+            offer_range(&mut top, &and_words(&kept, None), range.clone());
+            let (mut rows, _) = top.finish();
+            rows.sort_unstable();
+            let want: Vec<i64> = range.map(|r| r as i64).collect();
+            assert_eq!(rows, want);
+        }
     }
 }
