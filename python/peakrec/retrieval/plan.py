@@ -39,8 +39,8 @@ def measure_plan(
 ) -> dict[str, float]:
     """``{"scan_max_share", "lists_max_share"}``: below the first, scanning the kept rows was the
     fastest plan (median time per query over ``queries`` float32[q, d], top ``k``); from there to
-    the second, probing the lists; above, the ANN plan, the first share at which it was both the
-    fastest and reached recall@k >= ``target`` against the exact scan. Each crossing is the
+    the second, probing the lists; above, the ANN plan. A plan wins a share only when it also
+    reached recall@k >= ``target`` there against the exact scan. Each crossing is the
     geometric mean of the two measured shares around it. ``half``: the half-precision vectors that
     serving reads (``retrieve``'s)."""
     n = len(vectors)
@@ -59,10 +59,10 @@ def measure_plan(
             index, vectors, half, catalog, rules, kept, lists, queries, k, config, share
         )
         seconds = {plan: float(np.median(times[plan])) if plan in times else math.inf for plan in PLANS}
-        if "ann" in found:
-            pairs = zip(found["ann"], found["exact"], strict=True)
-            if np.mean([len(np.intersect1d(a, e)) / k for a, e in pairs]) < target:
-                seconds["ann"] = math.inf
+        for plan in ("lists", "ann"):  # only a plan that holds the recall target may win
+            pairs = zip(found.get(plan, []), found["exact"], strict=False)
+            if plan in found and np.mean([len(np.intersect1d(a, e)) / k for a, e in pairs]) < target:
+                seconds[plan] = math.inf
         # A plan takes over only when clearly faster (by MARGIN): a forced probe that declines
         # scans, and timings within noise must not move the crossing.
         fastest = min(PLANS, key=seconds.__getitem__)

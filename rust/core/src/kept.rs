@@ -112,6 +112,8 @@ pub struct TopK<'a> {
     half_dot: fn(&[f32], &[u16]) -> f32,
     heap: BinaryHeap<Hit>,
     batch: Vec<usize>,
+    /// The rows of a batch whose scores would enter the top, to be checked.
+    entering: Vec<Hit>,
     /// Rows offered and scored so far.
     pub scored: usize,
     /// Rows checked against the rules so far, and how many of them the rules admitted.
@@ -141,6 +143,7 @@ impl<'a> TopK<'a> {
             half_dot: half_dot_fn(),
             heap: BinaryHeap::with_capacity(keep + 1),
             batch: Vec::with_capacity(BATCH),
+            entering: Vec::with_capacity(BATCH),
             scored: 0,
             checked: 0,
             admitted: 0,
@@ -171,9 +174,13 @@ impl<'a> TopK<'a> {
         (self.scored as u64 * self.admitted as u64 / self.checked as u64) as usize
     }
 
-    /// Scores (and checks) the rows offered so far.
+    /// Scores (and checks) the rows offered so far: first every row's score, keeping those that
+    /// beat the worst kept so far; then those few are checked against the rules, their lines
+    /// asked for a few rows ahead (each check is otherwise a chain of misses: live state, record).
     pub fn flush(&mut self) {
         let Vectors { full, half, dim } = self.vectors;
+        let worst = (self.heap.len() >= self.keep).then(|| *self.heap.peek().expect("a full heap"));
+        self.entering.clear();
         for i in 0..self.batch.len() {
             let row = self.batch[i];
             if let Some(&ahead) = self.batch.get(i + PREFETCH_AHEAD) {
@@ -186,14 +193,23 @@ impl<'a> TopK<'a> {
                 Some(h) => (self.half_dot)(self.query, &h[row * dim..(row + 1) * dim]),
                 None => dot(&full[row * dim..(row + 1) * dim], self.query),
             };
-            self.scored += 1;
             let hit = Hit { score, row };
-            let enters = self.heap.len() < self.keep || self.heap.peek().is_some_and(|w| hit < *w);
-            if !enters {
-                continue;
+            if worst.is_none_or(|w| hit < w) {
+                self.entering.push(hit);
+            }
+        }
+        self.scored += self.batch.len();
+        self.batch.clear();
+        for i in 0..self.entering.len() {
+            if let Some(ahead) = self.entering.get(i + PREFETCH_AHEAD) {
+                self.rules.prefetch(ahead.row);
+            }
+            let hit = self.entering[i];
+            if self.heap.len() == self.keep && self.heap.peek().is_some_and(|w| hit >= *w) {
+                continue; // overtaken within the batch
             }
             self.checked += 1;
-            if !self.rules.contains(row as i64) {
+            if !self.rules.contains(hit.row as i64) {
                 continue;
             }
             self.admitted += 1;
@@ -202,7 +218,6 @@ impl<'a> TopK<'a> {
             }
             self.heap.push(hit);
         }
-        self.batch.clear();
     }
 
     /// `(rows, scores)`, best first, ties by row; scores in full precision.
