@@ -42,7 +42,7 @@ from faiss.contrib.datasets import SyntheticDataset
 from peakrec import _core
 from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import half_vectors
-from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors
+from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors, parse_factors
 from peakrec.retrieval.plan import measure_plan
 from peakrec.retrieval.search import bitmap_selector, exact_search, retrieve
 from peakrec.state import ItemState
@@ -103,7 +103,7 @@ def _plan(vectors, half, lists, calibration, hnsw, config) -> tuple[ItemLists, R
             measure_plan(hnsw, vectors, lists_at, calibration[:32], K, config, BUILD_RECALL, half=half)
         )
         path.write_text(json.dumps(plan))
-    factors = tuple((float(s), int(f)) for s, f in plan["factors"])
+    factors = parse_factors(plan["factors"])
     return ItemLists(lists, factors), config.with_search_params(None, plan), plan
 
 

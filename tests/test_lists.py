@@ -160,9 +160,18 @@ def test_factors_rise_with_the_share_and_meet_the_target(listed):
     factors = listed.lists.factors
     assert [s for s, _ in factors] == sorted(s for s, _ in factors)
     assert all(f in FACTORS for _, f in factors)
-    assert listed.lists.factor(0.0) == factors[0][1] and listed.lists.factor(2.0) == factors[-1][1]
+    assert listed.lists.factor(0.0) == factors[0][1] and listed.lists.factor(factors[-1][0]) == factors[-1][1]
     (s0, f0), (s1, f1) = factors[:2]
     assert min(f0, f1) <= listed.lists.factor((s0 * s1) ** 0.5) <= max(f0, f1)
+
+
+def test_no_probe_past_the_share_where_no_factor_held_recall(listed):
+    lists = ItemLists(listed.lists.lists, ((0.01, 8), (0.1, 64), (0.3, None)))
+    assert lists.factor(0.05) is not None and lists.factor(0.2) is None and lists.factor(0.5) is None
+    n = 20_000
+    assert lists.target(int(0.2 * n), n, 5) is None
+    assert lists.target(int(0.05 * n), n, 5) == lists.factor(0.05) * 5
+    assert lists.target(int(0.05 * n), n, 100) is None  # a quarter of the kept rows: scan them
 
 
 def test_a_large_enough_bundle_carries_its_lists_and_plan(demo_dir, tmp_path):

@@ -30,34 +30,46 @@ FACTORS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 class ItemLists:
     """The partition (``_core.InvertedLists``) and how deep to probe it: ``factors`` holds
     ``(share, factor)`` pairs, shares rising, measured by the build (``measure_factors``): at a kept
-    ``share`` a probe scores ``factor * need`` admitted rows for the build's recall target."""
+    ``share`` a probe scores ``factor * need`` admitted rows for the build's recall target. A factor
+    of None: no factor up to ``FACTORS[-1]`` reached the target at that share (nor, a given
+    factor's recall falling as the share rises, above it)."""
 
     lists: _core.InvertedLists
-    factors: tuple[tuple[float, int], ...]
+    factors: tuple[tuple[float, int | None], ...]
 
-    def factor(self, share: float) -> int:
+    def factor(self, share: float) -> int | None:
         """The factor for a kept ``share``: between two measured shares, interpolated
-        geometrically (a given factor's recall falls as the share rises, smoothly); outside them,
-        the nearest one's."""
+        geometrically (recall changes smoothly with the share); below them, the first one's;
+        None from the first share that reached no factor, or above every measured share."""
         points = self.factors
-        if share <= points[0][0]:
-            return points[0][1]
+        if not points or share <= points[0][0]:
+            return points[0][1] if points else None
         for (s0, f0), (s1, f1) in zip(points, points[1:], strict=False):
             if share <= s1:
+                if f0 is None or f1 is None:
+                    return None
                 return math.ceil(f0 * (f1 / f0) ** (math.log(share / s0) / math.log(s1 / s0)))
-        return points[-1][1]
+        return None
 
     def target(self, count: int, n: int, need: int) -> int | None:
         """How many admitted rows a probe for ``need`` results scores among ``count`` kept rows
-        of ``n``; None when that is a quarter of them or more: scanning them all is cheaper."""
-        target = self.factor(count / max(n, 1)) * need
-        return target if count > 4 * target else None
+        of ``n``; None when no measured factor holds the recall target at that share, or when
+        the probe would score a quarter of the kept rows or more (scanning them is cheaper)."""
+        factor = self.factor(count / max(n, 1))
+        if factor is None or count <= 4 * factor * need:
+            return None
+        return factor * need
 
     @classmethod
     def load(cls, folder: Path, n: int, factors) -> ItemLists:
         """The lists saved in ``folder`` by ``save`` (memory-mapped), checked against ``n`` items."""
         arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("centroids", "offsets")]
-        return cls(_core.InvertedLists(*arrays, n), tuple((float(s), int(f)) for s, f in factors))
+        return cls(_core.InvertedLists(*arrays, n), parse_factors(factors))
+
+
+def parse_factors(factors) -> tuple[tuple[float, int | None], ...]:
+    """The manifest's ``[[share, factor or null], ...]`` as ``ItemLists.factors``."""
+    return tuple((float(share), None if factor is None else int(factor)) for share, factor in factors)
 
 
 def list_count(n: int) -> int:
@@ -107,10 +119,11 @@ def measure_factors(
     target: float,
     shares=(0.01, 0.03, 0.1, 0.3, 1.0),
     seed: int = 7,
-) -> list[tuple[float, int]]:
+) -> list[tuple[float, int | None]]:
     """``[(share, factor)]``: at each of ``shares`` (randomly kept rows), the smallest factor in
-    ``FACTORS`` with which probing reaches mean recall@``k`` >= ``target`` against brute force (the
-    largest when none does). ``vectors`` in the lists' row order; ``queries`` float32[q, d]."""
+    ``FACTORS`` with which probing reaches mean recall@``k`` >= ``target`` against brute force;
+    None (and no higher share) when none does. ``vectors`` in the lists' row order; ``queries``
+    float32[q, d]."""
     n = len(vectors)
     catalog = open_catalog(n)
     stock, price = np.ones(n, np.int32), np.ones(n, np.float32)
@@ -124,23 +137,19 @@ def measure_factors(
         scores = vectors[rows] @ queries.T  # [kept, q]
         truth = rows[np.argpartition(-scores, k - 1, axis=0)[:k].T]
         words, rules = bitset_words(kept), _core.Rules(stock, price, kept.astype(np.uint8), 0, 0)
+        reached = None
         for factor in FACTORS:
-            recall = np.mean(
-                [
-                    len(
-                        np.intersect1d(
-                            _core.probe_lists(lists, catalog, rules, vectors, words, q, k, factor * k, n)[0],
-                            exact,
-                        )
-                    )
-                    / k
-                    for q, exact in zip(queries, truth, strict=True)
-                ]
-            )
+            found = [
+                _core.probe_lists(lists, catalog, rules, vectors, words, q, k, factor * k, n) for q in queries
+            ]
+            recall = np.mean([len(np.intersect1d(f[0], e)) / k for f, e in zip(found, truth, strict=True)])
             if recall >= target:
+                reached = factor
                 break
-        factors.append((share, factor))
-    return factors or [(1.0, FACTORS[0])]
+        factors.append((share, reached))
+        if reached is None:
+            break  # a higher share needs more still
+    return factors
 
 
 def open_catalog(n: int) -> _core.Catalog:

@@ -209,11 +209,19 @@ def retrieve(
         if force == "exact" or (force is None and count < scan_below * n):
             return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
         if lists is not None and (force == "lists" or count < config.lists_max_share * n):
-            got = _probe(lists, catalog, rules, vectors, half, kept, region_rows, count, query, need)
-            if got is not None:
-                return got
-            # the kept rows lie far from the query: scan them
-            return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
+            target = lists.target(count, n, need)
+            if target is not None:
+                got = _probe(
+                    lists, catalog, rules, vectors, half, kept, region_rows, count, query, need, target
+                )
+                if got is not None:
+                    return got
+                # the kept rows lie far from the query: scan them
+                return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
+            if force == "lists" or count < config.graph_min_share * n:
+                # the probe declines (its target is most of the kept rows, or beyond what the
+                # build measured to hold recall) where the walk would give up: scan them
+                return _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, need)
         share = min(share, count / n)  # the walk's first beam is then wide enough at once
     graph = graph_for(index) if force in (None, "ann") else None
     if graph is not None:
@@ -254,17 +262,15 @@ def _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, n
     return Retrieved(rows, scores, "exact", count, count_estimated=True)
 
 
-def _probe(lists, catalog, rules, vectors, half, kept, region_rows, count, query, need) -> Retrieved | None:
-    """``lists`` probed until ``factor * need`` admitted rows were scored (the factor the build
-    measured for this share of kept rows). None, to scan instead, when a probe would score a
-    quarter of the kept rows anyway, or when it gave up: ``target`` kept rows spread evenly over
-    the lists are met within ``target * n / count`` tested rows, and a probe that tests twice
-    that without meeting them finds them sparser near the query than elsewhere (they lie far
-    from it), where the factor measured on evenly kept rows would not hold its recall."""
+def _probe(
+    lists, catalog, rules, vectors, half, kept, region_rows, count, query, need, target
+) -> Retrieved | None:
+    """``lists`` probed until ``target`` admitted rows were scored (``ItemLists.target``); None
+    when it gave up: ``target`` kept rows spread evenly over the lists are met within
+    ``target * n / count`` rows, and a probe that passes twice that without meeting them finds
+    them sparser near the query than elsewhere (they lie far from it), where the factor measured
+    on evenly kept rows would not hold its recall."""
     n = len(catalog)
-    target = lists.target(count, n, need)
-    if target is None:
-        return None
     if query.dtype != _F32 or not query.flags.c_contiguous:
         query = np.ascontiguousarray(query, dtype=np.float32)
     max_tested = math.ceil(2 * target * n / count)
