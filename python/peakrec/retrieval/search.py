@@ -1,6 +1,6 @@
 """Filter-aware vector retrieval: pick a strategy by the share of eligible items, then search.
 
-Three strategies, chosen per request (thresholds measured in docs/retrieval.md):
+Four strategies, chosen per request (thresholds measured in docs/retrieval.md):
 
 * ``ann``: most items eligible. For an HNSW index over flat vectors, peakrec's own walk of the
   FAISS graph that returns only eligible rows (``retrieval.hnsw``, ``rust/core/src/hnsw.rs``);
