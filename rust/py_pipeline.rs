@@ -297,8 +297,10 @@ impl Catalog {
     /// Exact top `k` by inner product with `query` (`float32[d]`) among the rows set in `kept`
     /// (and in `also`, when given; bitsets `uint64[ceil(n / 64)]`) that `rules` admits:
     /// `(rows int64, scores float32)`, best first, ties by row. Reads only the kept rows'
-    /// vectors (`vectors` `float32[n, d]`), never all items.
-    #[pyo3(signature = (rules, vectors, kept, query, k, also=None, half=None))]
+    /// vectors (`vectors` `float32[n, d]`, or `half`, the same in half precision), never all
+    /// items. `summary` (`uint64[ceil(words / 64)]`): bit `w` set for every word `w` of `kept`
+    /// that may hold a row; only those words are read.
+    #[pyo3(signature = (rules, vectors, kept, query, k, also=None, half=None, summary=None))]
     #[allow(clippy::too_many_arguments)]
     fn scan_kept<'py>(
         &self,
@@ -310,7 +312,11 @@ impl Catalog {
         k: usize,
         also: Option<&Bound<'py, PyArray1<u64>>>,
         half: Option<&Bound<'py, PyArray2<u16>>>,
+        summary: Option<&Bound<'py, PyArray1<u64>>>,
     ) -> Result<ScoredRows<'py>> {
+        let summary = summary
+            .map(|s| atomic_slice::<u64, AtomicU64>(s, "summary"))
+            .transpose()?;
         let KeptArgs {
             rules: e,
             vectors,
@@ -319,8 +325,23 @@ impl Catalog {
             query,
         } = kept_args(py, self, rules, (vectors, half), kept, query, also)?;
         let words = kept.len();
-        let (rows, scores) =
-            py.detach(|| kept::scan(vectors, words, kept::and_words(kept, also), &e, query, k));
+        if summary.is_some_and(|s| s.len() != words.div_ceil(64)) {
+            return Err(invalid(format!(
+                "summary must have {} words for {words} kept words",
+                words.div_ceil(64)
+            )));
+        }
+        let (rows, scores) = py.detach(|| {
+            kept::scan(
+                vectors,
+                words,
+                kept::and_words(kept, also),
+                summary,
+                &e,
+                query,
+                k,
+            )
+        });
         Ok((rows.into_pyarray(py), scores.into_pyarray(py)))
     }
 

@@ -48,9 +48,11 @@ def test_kept_sets_follow_updates_made_through_the_state(bundle):
             live, in_region = _brute_counts(regions, state, region)
             assert kept.live_count == live
             assert kept.region(region)[1] == in_region, f"region {region} count after step {step}"
-    np.testing.assert_array_equal(
-        _live_rows(kept), np.flatnonzero((state.stock > 0) & (state.available != 0))
-    )
+    live = (state.stock > 0) & (state.available != 0)
+    np.testing.assert_array_equal(_live_rows(kept), np.flatnonzero(live))
+    # The summary marks exactly the live words that hold a row (numpy's oracle).
+    words_with_rows = np.unique(np.flatnonzero(live) >> 6)
+    np.testing.assert_array_equal(_core.bitset_rows(kept.live_summary), words_with_rows)
 
 
 def test_a_region_first_asked_after_updates_counts_the_current_state(bundle):
@@ -186,3 +188,24 @@ def test_kept_sets_of_every_worker_follow_updates_items(tmp_path: Path):
         np.testing.assert_array_equal(_core.bitset_rows(kept.live), live)
         assert kept.live_count == len(live) == before - 2
         assert kept.region(0)[1] == len(live)
+
+
+def test_the_live_summary_marks_the_words_that_hold_rows_through_updates():
+    n = 10_000
+    state = ItemState.from_arrays(np.full(n, 5, np.int32), np.ones(n, np.float32))
+    state.available[:] = 0
+    state.available[[5, 700, 701, 9_999]] = 1
+    kept = state.keep(np.full((n, 1), ~np.uint64(0), np.uint64))
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        rows = rng.choice(n, 5, replace=False)
+        state.update(rows, available=rng.integers(0, 2, 5))
+        words_with_rows = np.unique(np.flatnonzero(state.available) >> 6)
+        np.testing.assert_array_equal(_core.bitset_rows(kept.live_summary), words_with_rows)
+    vectors = np.random.default_rng(4).standard_normal((n, 8)).astype(np.float32)
+    catalog = open_catalog(n)
+    rules = _core.Rules(state.stock, state.price, state.available, 0, NOW)
+    region_rows, _ = kept.region(0)
+    q = vectors[0]
+    got, _ = catalog.scan_kept(rules, vectors, kept.live, q, 10, region_rows, None, kept.live_summary)
+    np.testing.assert_array_equal(got, exact_search(vectors, np.flatnonzero(state.available), q[None], 10)[0])

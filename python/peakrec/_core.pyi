@@ -225,6 +225,7 @@ class Catalog:
         k: int,
         also: npt.NDArray[np.uint64] | None = None,
         half: npt.NDArray[np.uint16] | None = None,
+        summary: npt.NDArray[np.uint64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def rank(
         self,

@@ -29,6 +29,11 @@ def bitset_words(mask: np.ndarray) -> np.ndarray:
     return np.pad(packed, (0, -len(packed) % 8)).view(np.uint64)
 
 
+def summary_words(words: np.ndarray) -> np.ndarray:
+    """uint64[ceil(len(words) / 64)]: bit ``w`` set where ``words[w]`` (a bitset) is not zero."""
+    return bitset_words(words != 0)
+
+
 class KeptEligibility:
     """Live and per-region eligible-row bitsets with their counts, kept up to date by ``touch``.
 
@@ -42,6 +47,8 @@ class KeptEligibility:
         self._available = available
         self._lock = threading.Lock()  # touch and a region's first build may run on other threads
         self.live = bitset_words((stock > 0) & (available != 0))
+        # Bit w set when live word w holds a row: a scan of a sparse live set reads only those.
+        self.live_summary = summary_words(self.live)
         self.live_count = _core.bitset_and_count(self.live, self.live)
         self._region_sets: dict[int, np.ndarray] = {}
         self._region_counts: dict[int, int] = {}
@@ -78,10 +85,14 @@ class KeptEligibility:
             ones = np.uint64(1) << bit
             # rows may share a word: apply bit by bit (few rows change per update)
             for w, one, on in zip(word.tolist(), ones.tolist(), now.tolist(), strict=True):
+                mark = np.uint64(1 << (w & 63))
                 if on:
                     self.live[w] |= np.uint64(one)
+                    self.live_summary[w >> 6] |= mark  # after the row's bit: never a row unmarked
                 else:
                     self.live[w] &= ~np.uint64(one)
+                    if not self.live[w]:
+                        self.live_summary[w >> 6] &= ~mark
             delta = np.where(now, 1, -1)
             self.live_count += int(delta.sum())
             for region in self._region_counts:
@@ -92,6 +103,7 @@ class KeptEligibility:
         """Recomputes every set from the columns (after they were replaced wholesale)."""
         with self._lock:
             self.live[:] = bitset_words((self._stock > 0) & (self._available != 0))
+            self.live_summary[:] = summary_words(self.live)
             self.live_count = _core.bitset_and_count(self.live, self.live)
             for region, words in self._region_sets.items():
                 self._region_counts[region] = _core.bitset_and_count(words, self.live)

@@ -258,7 +258,9 @@ def _scan_kept(catalog, rules, vectors, half, kept, region_rows, count, query, n
     count, an upper bound of this request's (its own rules may remove a few more)."""
     if query.dtype != _F32 or not query.flags.c_contiguous:
         query = np.ascontiguousarray(query, dtype=np.float32)
-    rows, scores = catalog.scan_kept(rules, vectors, kept.live, query[0], need, region_rows, half)
+    rows, scores = catalog.scan_kept(
+        rules, vectors, kept.live, query[0], need, region_rows, half, kept.live_summary
+    )
     return Retrieved(rows, scores, "exact", count, count_estimated=True)
 
 

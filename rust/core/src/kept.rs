@@ -278,11 +278,14 @@ fn half_dot_simd(a: &[f32], b: &[u16]) -> f32 {
 /// fly (see [`and_words`]).
 ///
 /// Only the kept rows are read: the words are walked in order (64 rows a load), and each set
-/// bit's row is scored (and checked, see [`TopK`]).
+/// bit's row is scored (and checked, see [`TopK`]). `summary`, when given, has bit `w` set for
+/// every word `w` of the set that may hold a row (see [`summary_bit`]): only those words are read,
+/// so a sparse set costs its rows, not `n / 64` words.
 pub fn scan(
     vectors: Vectors<'_>,
     words: usize,
     word: impl Fn(usize) -> u64,
+    summary: Option<&[AtomicU64]>,
     rules: &Eligibility<'_>,
     query: &[f32],
     k: usize,
@@ -291,8 +294,9 @@ pub fn scan(
     if k == 0 || vectors.dim == 0 || query.len() != vectors.dim || vectors.check().is_err() {
         return (Vec::new(), Vec::new());
     }
+    let words = words.min(n.div_ceil(64));
     let mut top = TopK::new(vectors, rules, query, k);
-    for w in 0..words.min(n.div_ceil(64)) {
+    let mut visit = |w: usize| {
         let mut bits = word(w);
         while bits != 0 {
             let row = (w << 6) + bits.trailing_zeros() as usize;
@@ -301,8 +305,28 @@ pub fn scan(
                 top.offer(row);
             }
         }
+    };
+    match summary {
+        None => (0..words).for_each(&mut visit),
+        Some(summary) => {
+            for (s, bits) in summary.iter().enumerate() {
+                let mut bits = bits.load(Relaxed);
+                while bits != 0 {
+                    let w = (s << 6) + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if w < words {
+                        visit(w);
+                    }
+                }
+            }
+        }
     }
     top.finish()
+}
+
+/// The summary word and bit of bitset word `w`: a summary has one bit per word of the set.
+pub fn summary_bit(w: usize) -> (usize, u64) {
+    (w >> 6, 1 << (w & 63))
 }
 
 #[cfg(test)]
@@ -414,7 +438,7 @@ mod tests {
             half: Some(&half),
             dim,
         };
-        let (rows, scores) = scan(halved, kept.len(), and_words(&kept, None), &e, &q, 50);
+        let (rows, scores) = scan(halved, kept.len(), and_words(&kept, None), None, &e, &q, 50);
         let exact = brute(&v, dim, &set, &e, &q, 50);
         let common = rows.iter().filter(|r| exact.contains(r)).count();
         assert!(common >= 49, "{common} of 50 in common with brute force");
@@ -469,12 +493,62 @@ mod tests {
             full(&v, dim),
             kept.len(),
             and_words(&kept, None),
+            None,
             &e,
             &q,
             25,
         );
         assert_eq!(rows, brute(&v, dim, &set, &e, &q, 25));
         assert!(scores.windows(2).all(|s| s[0] >= s[1]));
+    }
+
+    #[test]
+    fn scan_through_a_summary_reads_only_the_words_it_marks() {
+        let (n, dim) = (5000, 8);
+        let w = world(n);
+        let v = vectors(n, dim);
+        let q = vec![0.5, -1.0, 0.25, 0.0, 0.3, -0.2, 0.9, 0.1];
+        let mut set = Bitset::new(n);
+        for row in [3, 70, 71, 1000, 4095, 4999] {
+            set.insert(row);
+        }
+        let e = rules(&w, None, &[]);
+        let kept = atomic(set.words());
+        let mut marks = vec![0u64; kept.len().div_ceil(64)];
+        for (w, word) in set.words().iter().enumerate() {
+            if *word != 0 {
+                let (s, bit) = summary_bit(w);
+                marks[s] |= bit;
+            }
+        }
+        let summary = atomic(&marks);
+        let all = brute(&v, dim, &set, &e, &q, 10);
+        let got = scan(
+            full(&v, dim),
+            kept.len(),
+            and_words(&kept, None),
+            Some(&summary),
+            &e,
+            &q,
+            10,
+        );
+        assert_eq!(got.0, all);
+        summary[0].store(marks[0] & !summary_bit(1).1, Relaxed); // word 1 (rows 64..128) unmarked
+        let got = scan(
+            full(&v, dim),
+            kept.len(),
+            and_words(&kept, None),
+            Some(&summary),
+            &e,
+            &q,
+            10,
+        );
+        let without: Vec<i64> = all
+            .iter()
+            .copied()
+            .filter(|&r| r != 70 && r != 71)
+            .collect();
+        assert_eq!(got.0, without);
     }
 
     #[test]
@@ -502,6 +576,7 @@ mod tests {
             full(&v, dim),
             live.len(),
             and_words(&live, Some(also.words())),
+            None,
             &e,
             &q,
             40,
@@ -526,7 +601,15 @@ mod tests {
         kept.insert(99);
         let e = rules(&w, None, &[]);
         let live = atomic(kept.words());
-        let (rows, _) = scan(full(&v, 4), 2, and_words(&live, None), &e, &[1.0; 4], 100);
+        let (rows, _) = scan(
+            full(&v, 4),
+            2,
+            and_words(&live, None),
+            None,
+            &e,
+            &[1.0; 4],
+            100,
+        );
         assert_eq!(rows.len(), 2);
     }
 

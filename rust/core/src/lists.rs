@@ -279,7 +279,15 @@ mod tests {
         let kept = kept_every(n, 3);
         let q = [0.3, 0.9, 0.1, 0.0];
         let got = probe(full(&v), &lists, and_words(&kept, None), &e, &q, 50, ALL).unwrap();
-        let exact = scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 50);
+        let exact = scan(
+            full(&v),
+            kept.len(),
+            and_words(&kept, None),
+            None,
+            &e,
+            &q,
+            50,
+        );
         assert_eq!(got, exact);
         assert!(got.0.iter().all(|&r| r % 3 == 0 && r <= 1500));
     }
@@ -301,7 +309,15 @@ mod tests {
             probe(full(&v), &lists, and_words(&kept, None), &e, &q, 10, enough).unwrap();
         // Two lists probed (0, then 1): the top 10 all come from them.
         assert!(rows.iter().all(|&r| r < 200));
-        let exact = scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 10);
+        let exact = scan(
+            full(&v),
+            kept.len(),
+            and_words(&kept, None),
+            None,
+            &e,
+            &q,
+            10,
+        );
         assert_eq!(rows, exact.0);
     }
 
@@ -340,7 +356,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             got,
-            scan(full(&v), kept.len(), and_words(&kept, None), &e, &q, 10)
+            scan(
+                full(&v),
+                kept.len(),
+                and_words(&kept, None),
+                None,
+                &e,
+                &q,
+                10
+            )
         );
     }
 
