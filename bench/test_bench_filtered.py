@@ -21,7 +21,9 @@ the queries), and every engine sees exactly that set.
   of 16..nlist that does;
 * ``peakrec-unkept``: ``retrieve`` without kept sets or lists (the path before issue 14).
 
-Each engine's recall@100 and short pages are checked against brute force over the eligible rows;
+Each engine runs over all queries, three rounds in rotated order, and keeps its fastest round
+(the noise of this shared machine spoils a round, not a figure). Each engine's recall@100 and
+short pages are checked against brute force over the eligible rows;
 peakrec must reach recall 0.95 with no short page and no ineligible row. The table printed at
 the end gives queries/s (and p50 / p99 latency for peakrec and the best peer) per engine, and
 peakrec's ratio to the fastest peer that keeps that promise.
@@ -149,6 +151,20 @@ def _run(engine, queries) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.array(seconds), results
 
 
+def _race(engines: dict, queries, rounds: int = 3) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+    """Per engine, seconds per query and results of its fastest round: each round runs every
+    engine over all queries in turn (its caches warm, as ANN benchmarks do), in a rotated order,
+    so that a noisy moment on this shared machine spoils one round of an engine, not its figure."""
+    names = list(engines)
+    best: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            seconds, results = _run(engines[name], queries)
+            if name not in best or seconds.sum() < best[name][0].sum():
+                best[name] = (seconds, results)
+    return best
+
+
 def _quality(results, truth, need) -> tuple[float, bool]:
     recall = np.mean(
         [len(np.intersect1d(t, r[:K])) / max(len(t), 1) for r, t in zip(results, truth, strict=True)]
@@ -208,11 +224,12 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
         f"hnsw ef{ef}": hnsw_engine,
         f"ivf nprobe{nprobe}": ivf_engine,
     }
-    row = {}
-    for name, engine in engines.items():
+    for engine in engines.values():
         _run(engine, queries[:3])  # warm-up
-        strategies.clear()
-        seconds, results = _run(engine, queries)
+    strategies.clear()
+    timed = _race(engines, queries)
+    row = {}
+    for name, (seconds, results) in timed.items():
         recall, short = _quality(results, truth, need)
         row[name] = {
             "qps": len(queries) / seconds.sum(),
@@ -221,14 +238,13 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
             "recall": recall,
             "short": short,
         }
-        if name == "peakrec":
-            ours_results = results
-            row[name]["plan"] = max(set(strategies), key=strategies.count)
+    ours_results = timed["peakrec"][1]
+    row["peakrec"]["plan"] = max(set(strategies), key=strategies.count)
     TABLE[case] = row
     assert all(mask[r].all() for r in ours_results), f"peakrec returned an ineligible row at {case}"
     assert not row["peakrec"]["short"], f"peakrec returned a short page at {case}"
     assert row["peakrec"]["recall"] >= RECALL, f"peakrec recall {row['peakrec']['recall']:.3f} at {case}"
-    benchmark.pedantic(lambda: _run(ours, queries), rounds=3)
+    benchmark.pedantic(lambda: _run(ours, queries), rounds=1)
     best = _best_peer(row)
     if best is not None:
         benchmark.extra_info["ratio_to_best_peer"] = round(row["peakrec"]["qps"] / row[best]["qps"], 3)
