@@ -329,25 +329,25 @@ pub fn summary_bit(w: usize) -> (usize, u64) {
     (w >> 6, 1 << (w & 63))
 }
 
+/// A catalogue for tests: every row in stock, on sale, sold in region 0, launched; brand `i % 3`,
+/// price `i`.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bitset::Bitset;
-    use crate::eligibility::{ItemColumns, LiveState, Rules};
+pub(crate) mod fixtures {
+    use crate::eligibility::{Eligibility, ItemColumns, LiveState, Rules};
     use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8};
 
-    struct World {
+    pub(crate) struct World {
         brand: Vec<i32>,
         zeros32: Vec<i32>,
         regions: Vec<u64>,
         zeros64: Vec<i64>,
         zeros8: Vec<u8>,
-        stock: Vec<AtomicI32>,
+        pub(crate) stock: Vec<AtomicI32>,
         price: Vec<AtomicU32>,
         available: Vec<AtomicU8>,
     }
 
-    fn world(n: usize) -> World {
+    pub(crate) fn world(n: usize) -> World {
         World {
             brand: (0..n as i32).map(|i| i % 3).collect(),
             zeros32: vec![0; n],
@@ -355,12 +355,20 @@ mod tests {
             zeros64: vec![0; n],
             zeros8: vec![0; n],
             stock: (0..n).map(|_| AtomicI32::new(1)).collect(),
-            price: (0..n).map(|_| AtomicU32::new(1f32.to_bits())).collect(),
+            price: (0..n)
+                .map(|i| AtomicU32::new((i as f32).to_bits()))
+                .collect(),
             available: (0..n).map(|_| AtomicU8::new(1)).collect(),
         }
     }
 
-    fn rules<'a>(w: &'a World, brand_ok: Option<&'a [u8]>, excluded: &'a [i64]) -> Eligibility<'a> {
+    /// The rules of a request in region 0 with these brands allowed, rows excluded and price cap.
+    pub(crate) fn rules<'a>(
+        w: &'a World,
+        brand_ok: Option<&'a [u8]>,
+        excluded: &'a [i64],
+        price_max: f32,
+    ) -> Eligibility<'a> {
         let items = ItemColumns {
             brand: &w.brand,
             category: &w.zeros32,
@@ -381,7 +389,7 @@ mod tests {
             region: 0,
             now: 1,
             price_min: f32::MIN,
-            price_max: f32::MAX,
+            price_max,
             brand_ok,
             category_ok: None,
             member_brands: None,
@@ -389,6 +397,13 @@ mod tests {
         };
         Eligibility::new(items, live, r).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{rules, world};
+    use super::*;
+    use crate::bitset::Bitset;
 
     /// Brute force: score every row in `set` that `e` admits, best first, ties by row.
     fn brute(
@@ -431,7 +446,7 @@ mod tests {
         for row in (0..n).filter(|r| r % 3 != 0) {
             set.insert(row);
         }
-        let e = rules(&w, None, &[]);
+        let e = rules(&w, None, &[], f32::MAX);
         let kept = atomic(set.words());
         let halved = Vectors {
             full: &v,
@@ -487,7 +502,7 @@ mod tests {
             set.insert(row);
         }
         let kept = &set;
-        let e = rules(&w, None, &[]);
+        let e = rules(&w, None, &[], f32::MAX);
         let kept = atomic(kept.words());
         let (rows, scores) = scan(
             full(&v, dim),
@@ -512,7 +527,7 @@ mod tests {
         for row in [3, 70, 71, 1000, 4095, 4999] {
             set.insert(row);
         }
-        let e = rules(&w, None, &[]);
+        let e = rules(&w, None, &[], f32::MAX);
         let kept = atomic(set.words());
         let mut marks = vec![0u64; kept.len().div_ceil(64)];
         for (w, word) in set.words().iter().enumerate() {
@@ -570,7 +585,7 @@ mod tests {
         w.stock[10].store(0, std::sync::atomic::Ordering::Relaxed); // out of stock now
         let brand_ok = [1u8, 0, 1];
         let excluded = [4i64, 8];
-        let e = rules(&w, Some(&brand_ok), &excluded);
+        let e = rules(&w, Some(&brand_ok), &excluded, f32::MAX);
         let live = atomic(kept.words());
         let (rows, _) = scan(
             full(&v, dim),
@@ -599,7 +614,7 @@ mod tests {
         let mut kept = Bitset::new(100);
         kept.insert(3);
         kept.insert(99);
-        let e = rules(&w, None, &[]);
+        let e = rules(&w, None, &[], f32::MAX);
         let live = atomic(kept.words());
         let (rows, _) = scan(
             full(&v, 4),

@@ -171,63 +171,9 @@ fn offer_range(top: &mut TopK<'_>, word: &impl Fn(usize) -> u64, rows: std::ops:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eligibility::{ItemColumns, LiveState, Rules};
+    use crate::kept::fixtures::{rules, world};
     use crate::kept::{and_words, scan};
-    use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8};
-
-    struct World {
-        zeros32: Vec<i32>,
-        regions: Vec<u64>,
-        zeros64: Vec<i64>,
-        zeros8: Vec<u8>,
-        stock: Vec<AtomicI32>,
-        price: Vec<AtomicU32>,
-        available: Vec<AtomicU8>,
-    }
-
-    fn world(n: usize) -> World {
-        World {
-            zeros32: vec![0; n],
-            regions: vec![!0; n],
-            zeros64: vec![0; n],
-            zeros8: vec![0; n],
-            stock: (0..n).map(|_| AtomicI32::new(1)).collect(),
-            price: (0..n)
-                .map(|i| AtomicU32::new((i as f32).to_bits()))
-                .collect(),
-            available: (0..n).map(|_| AtomicU8::new(1)).collect(),
-        }
-    }
-
-    fn rules(w: &World, price_max: f32) -> Eligibility<'_> {
-        let items = ItemColumns {
-            brand: &w.zeros32,
-            category: &w.zeros32,
-            regions: &w.regions,
-            region_words: 1,
-            launch_ts: &w.zeros64,
-            presale_start: &w.zeros64,
-            presale_end: &w.zeros64,
-            member_only: &w.zeros8,
-            packed: None,
-        };
-        let live = LiveState {
-            stock: &w.stock,
-            price: &w.price,
-            available: &w.available,
-        };
-        let r = Rules {
-            region: 0,
-            now: 1,
-            price_min: f32::MIN,
-            price_max,
-            brand_ok: None,
-            category_ok: None,
-            member_brands: None,
-            excluded: &[],
-        };
-        Eligibility::new(items, live, r).unwrap()
-    }
+    use std::sync::atomic::AtomicU64;
 
     /// `n` rows (a multiple of 16) of dimension 4 in 16 lists of consecutive rows: the rows of
     /// list `l` lie near centroid `l` (unit vectors around a circle), so the lists are the rows'
@@ -275,7 +221,7 @@ mod tests {
         let (c, v, o) = partition(n);
         let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
-        let e = rules(&w, 1500.0);
+        let e = rules(&w, None, &[], 1500.0);
         let kept = kept_every(n, 3);
         let q = [0.3, 0.9, 0.1, 0.0];
         let got = probe(full(&v), &lists, and_words(&kept, None), &e, &q, 50, ALL).unwrap();
@@ -298,7 +244,7 @@ mod tests {
         let (c, v, o) = partition(n);
         let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
-        let e = rules(&w, f32::MAX);
+        let e = rules(&w, None, &[], f32::MAX);
         let kept = kept_every(n, 1);
         let q = [1.0, 0.05, 0.0, 0.0]; // nearest list 0, then 1 and 15
         let enough = Probe {
@@ -327,7 +273,7 @@ mod tests {
         let (c, v, o) = partition(n);
         let lists = Lists::new(&c, &o, 4).unwrap();
         let w = world(n);
-        let e = rules(&w, f32::MAX);
+        let e = rules(&w, None, &[], f32::MAX);
         // Only list 8 (opposite the query) is kept.
         let mut words = vec![0u64; n.div_ceil(64)];
         for row in 800..900 {
@@ -385,7 +331,7 @@ mod tests {
     fn ranges_that_start_and_end_inside_a_word_offer_only_their_kept_rows() {
         let n = 320;
         let w = world(n);
-        let e = rules(&w, f32::MAX);
+        let e = rules(&w, None, &[], f32::MAX);
         let v: Vec<f32> = (0..n * 4).map(|i| (i % 13) as f32).collect();
         let kept = kept_every(n, 1);
         let q = [1.0; 4];
