@@ -63,8 +63,8 @@ def measure_plan(
             pairs = zip(found.get(plan, []), found["exact"], strict=False)
             if plan in found and np.mean([len(np.intersect1d(a, e)) / k for a, e in pairs]) < target:
                 seconds[plan] = math.inf
-        # A plan takes over only when clearly faster (by MARGIN): a forced probe that declines
-        # scans, and timings within noise must not move the crossing.
+        # A plan takes over from the scan only when clearly faster (by MARGIN): timings within
+        # noise must not move the crossing.
         fastest = min(PLANS, key=seconds.__getitem__)
         best.append((share, fastest if seconds[fastest] < MARGIN * seconds["exact"] else "exact"))
     # A plan never overtaken keeps every share above (a share of 1.01 is never reached).
@@ -102,6 +102,7 @@ def _time_plans(index, vectors, half, catalog, rules, kept, lists, queries, k, c
                 share=share,
                 kept=kept,
                 lists=lists,
+                half=half,
             )
             if i:
                 times[plan].append(time.perf_counter() - start)
