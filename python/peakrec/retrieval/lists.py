@@ -7,7 +7,7 @@ its rows list by list, so that a list is a range of rows: its kept rows are a ru
 and their vectors lie together. A request probes the lists nearest its query and scores only
 their kept rows, until ``factor * need`` rows that its rules admit were scored. How
 many that must be for the build's recall target depends on the vectors, so the build measures
-``factor`` (``min_scored_factor``) against brute force over randomly kept rows, and stores it
+``factor`` per share (``measure_factors``) against brute force over randomly kept rows, and stores it
 with the lists.
 """
 
