@@ -44,6 +44,7 @@ from faiss.contrib.datasets import SyntheticDataset
 from peakrec import _core
 from peakrec.config import RetrievalConfig
 from peakrec.retrieval.hnsw import half_vectors
+from peakrec.retrieval.kept import bitset_words
 from peakrec.retrieval.lists import ItemLists, build_lists, measure_factors, parse_factors
 from peakrec.retrieval.plan import measure_plan
 from peakrec.retrieval.search import bitmap_selector, exact_search, retrieve
@@ -195,8 +196,7 @@ def test_filtered_retrieval_against_peers(benchmark, world, case):
     need = min(K, len(eligible))
     mask = np.zeros(N, bool)
     mask[eligible] = True
-    words = np.packbits(mask, bitorder="little")
-    words = np.pad(words, (0, -len(words) % 8)).view(np.uint64)
+    words = bitset_words(mask)
     selector, _keep = bitmap_selector(words, N)
     kept = state.keep(REGIONS_ALL)
     strategies: list[str] = []

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import faiss
 import numpy as np
 from faiss.contrib.datasets import SyntheticDataset
-from peakrec import _core
+from peakrec.retrieval.lists import open_catalog  # noqa: F401 (tests import it from here)
 
 NOW = 1_764_000_000  # a fixed "now" (2025-11-24) so eligibility by time is reproducible
 DAY = 86_400
@@ -42,22 +42,6 @@ class SyntheticBundle:
 
     def region_index(self, code: str) -> int:
         return self._regions.get(code, -1)
-
-
-def open_catalog(n: int, brand=None, category=None) -> _core.Catalog:
-    """A ``Catalog`` of ``n`` items, each sold in every region, launched, neither presale nor
-    member-only, in no campaign: only the live state restricts what is eligible."""
-    return _core.Catalog(
-        np.zeros(n, np.int32) if brand is None else np.asarray(brand, np.int32),
-        np.zeros(n, np.int32) if category is None else np.asarray(category, np.int32),
-        np.full((n, 2), ~np.uint64(0), np.uint64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.uint8),
-        np.zeros(n, np.uint64),
-        np.zeros(n, np.float32),
-    )
 
 
 def _lookup(sorted_ids: np.ndarray, order: np.ndarray, ids) -> np.ndarray:

@@ -124,10 +124,13 @@ def build_bundle(
             f"--min-recall {min_recall}; nothing published (try another --index-factory)"
         )
 
+    # The walk's half-precision vectors (None for other indexes): written to the bundle, and read
+    # by the scan and the probe whose plan is measured here.
+    half = half_vectors(index)
     if lists is not None:
         with bar("plan", total=2, unit="step") as p:
             lists_info = _measure_lists(
-                lists, index, item_table.vectors, warm_vectors, search_params, serving, settings, p
+                lists, index, half, item_table.vectors, warm_vectors, search_params, serving, settings, p
             )
 
     with bar("cold start", total=1, unit="fit") as p:
@@ -166,7 +169,6 @@ def build_bundle(
             _write_index(index, tmp / "index.faiss")
             if lists is not None:
                 save_lists(tmp / "lists", *lists, write_npy)
-            half = half_vectors(index)
             if half is not None:
                 write_npy(tmp / "index_half.npy", half)
             p.update(1)
@@ -252,7 +254,7 @@ def build_bundle(
 
 
 def _measure_lists(
-    lists, index, vectors, queries, search_params, serving, settings, progress
+    lists, index, half, vectors, queries, search_params, serving, settings, progress
 ) -> dict[str, Any]:
     """How deep to probe the inverted lists ``(centroids, offsets)`` for the build's recall target,
     and where the plans cross on this index (``retrieval.lists``, ``retrieval.plan``): the
@@ -267,7 +269,7 @@ def _measure_lists(
     progress.update(1)
     config = serving.retrieval.with_search_params(search_params)
     item_lists = ItemLists(core_lists, tuple(factors))
-    plan = measure_plan(index, vectors, item_lists, xq[:32], k, config, target, half=half_vectors(index))
+    plan = measure_plan(index, vectors, item_lists, xq[:32], k, config, target, half=half)
     progress.update(1)
     return {"count": len(core_lists), "k": k, "target": target, "factors": factors, "plan": plan}
 

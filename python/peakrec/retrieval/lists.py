@@ -152,14 +152,15 @@ def measure_factors(
     return factors
 
 
-def open_catalog(n: int) -> _core.Catalog:
-    """A ``Catalog`` of ``n`` items that every rule admits (sold everywhere, launched, open to all):
-    only the live state restricts it. For measuring the vectors' geometry alone."""
-    zeros32, zeros64 = np.zeros(n, np.int32), np.zeros(n, np.int64)
+def open_catalog(n: int, brand=None, category=None) -> _core.Catalog:
+    """A ``Catalog`` of ``n`` items that every rule admits (sold in every region, launched, neither
+    presale nor member-only, in no campaign; brands and categories 0 unless given): only the live
+    state restricts it. For measuring the vectors' geometry alone, and for tests."""
+    zeros64 = np.zeros(n, np.int64)
     return _core.Catalog(
-        zeros32,
-        zeros32,
-        np.full((n, 1), ~np.uint64(0), np.uint64),
+        np.zeros(n, np.int32) if brand is None else np.asarray(brand, np.int32),
+        np.zeros(n, np.int32) if category is None else np.asarray(category, np.int32),
+        np.full((n, 2), ~np.uint64(0), np.uint64),
         zeros64,
         zeros64,
         zeros64,
